@@ -1,0 +1,128 @@
+"""The Cell contract and the registry of cells.
+
+A cell is one time step of a recurrent network::
+
+    xp = cell.precompute(x)              # [T, B, F] -> [T, B, ...], all input projections at once
+    y_t, state = cell.step(xp[t], state)  # one step; state is a tensor or a NamedTuple of tensors
+
+``precompute`` exists so that the input-to-hidden matrix product of every step runs as one large
+matrix product before the loop (the default is the identity). ``rnnlab.layers.Recurrent`` unrolls
+any cell over time; every structure, model and trainer feature works with any registered cell.
+
+A new cell is one file: subclass :class:`Cell`, decorate it with :func:`register`, and it can be
+created by name (``rnnlab.cells.create("lstm", input_size=65, hidden_size=128)``), from the
+command line (``--cell lstm``) and in the benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab.errors import ConfigError
+
+State = Tensor | tuple[Tensor, ...]
+"""A cell's recurrent state: one tensor ``[B, H]`` or a NamedTuple of such tensors."""
+
+
+class Cell(nn.Module):
+    """One step of a recurrent network: ``(x_t, state) -> (y_t, state)``.
+
+    Subclasses set ``input_size`` and ``hidden_size`` and implement :meth:`init_state` and
+    :meth:`step`; they override :meth:`precompute` when part of the step depends on the input
+    only. ``output_size`` is the width of ``y_t`` (``hidden_size`` unless the cell projects).
+    """
+
+    input_size: int
+    hidden_size: int
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    def init_state(
+        self, batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """The state before the first step (zeros unless the cell says otherwise)."""
+        raise NotImplementedError
+
+    def precompute(self, x: Tensor) -> Tensor:
+        """Input-only work for all steps at once: ``[T, B, input_size] -> [T, B, ...]``."""
+        return x
+
+    def step(self, xp_t: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step from the precomputed input ``xp_t`` (``precompute(x)[t]``)."""
+        raise NotImplementedError
+
+    def forward(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """One step from a raw input ``x_t`` of shape ``[B, input_size]``."""
+        if state is None:
+            state = self.init_state(x_t.shape[0], x_t.device, x_t.dtype)
+        return self.step(self.precompute(x_t.unsqueeze(0))[0], state)
+
+    def torch_kernel(self) -> tuple[str, list[Tensor]] | None:
+        """``(mode, [w_ih, w_hh, b_ih, b_hh, (w_hr)])`` when torch's fused kernel computes exactly
+        this cell (mode ``"LSTM"``, ``"GRU"``, ``"RNN_TANH"`` or ``"RNN_RELU"``), else ``None``."""
+        return None
+
+
+def map_state(fn: Callable[..., Tensor], *states: State) -> State:
+    """Apply ``fn`` to matching tensors of one or more states of the same structure."""
+    first = states[0]
+    if isinstance(first, Tensor):
+        return fn(*states)
+    return type(first)(*(fn(*parts) for parts in zip(*states)))
+
+
+def state_batch_select(mask: Tensor, new: State, old: State) -> State:
+    """Per batch row: ``new`` where ``mask`` ([B] bool) is true, else ``old``."""
+    return map_state(
+        lambda n, o: torch.where(mask.view(-1, *([1] * (n.dim() - 1))), n, o), new, old
+    )
+
+
+_REGISTRY: dict[str, type[Cell]] = {}
+C = TypeVar("C", bound=type[Cell])
+
+
+def register(*names: str) -> Callable[[C], C]:
+    """Class decorator: make a cell creatable by each of ``names``."""
+
+    def decorate(cls: C) -> C:
+        for name in names:
+            if name in _REGISTRY and _REGISTRY[name] is not cls:
+                raise ValueError(f"cell name {name!r} is already registered")
+            _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available() -> list[str]:
+    """Names of all registered cells, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[Cell]:
+    """The cell class registered as ``name``."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown cell {name!r}; choose one of: {', '.join(available())}"
+        ) from None
+
+
+def create(name: str, **kwargs: Any) -> Cell:
+    """Create a registered cell by name: ``create("gru", input_size=8, hidden_size=16)``."""
+    return get(name)(**kwargs)
+
+
+def check_positive(**sizes: int) -> None:
+    """Raise a ConfigError naming the first size that is not a positive integer."""
+    for name, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")

@@ -1,0 +1,47 @@
+"""Initialisation schemes for recurrent weight matrices.
+
+Recurrent matrices are stacked per gate (torch's layout: ``[gates * H, H]``). Every scheme is
+applied to each ``H x H`` gate block separately:
+
+- ``"orthogonal"`` (default): each block is a random orthogonal matrix, so at initialisation the
+  linear part of the recurrence neither shrinks nor grows the state (Saxe et al. 2014).
+- ``"uniform"``: U(-1/sqrt(H), 1/sqrt(H)), torch.nn's default.
+- ``"identity"``: each block is the identity (Le et al. 2015, IRNN); for non-square blocks
+  (projection) the rectangular identity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from rnnlab.errors import ConfigError
+
+RECURRENT_INITS = ("orthogonal", "uniform", "identity")
+
+
+def init_recurrent_(weight: torch.Tensor, gates: int, scheme: str = "orthogonal") -> None:
+    """Initialise a stacked recurrent matrix ``[gates * H, K]`` in place, block by block."""
+    if scheme not in RECURRENT_INITS:
+        raise ConfigError(
+            f"unknown recurrent init {scheme!r}; choose one of {', '.join(RECURRENT_INITS)}"
+        )
+    rows = weight.shape[0] // gates
+    with torch.no_grad():
+        for block in weight.split(rows, dim=0):
+            if scheme == "orthogonal":
+                nn.init.orthogonal_(block)
+            elif scheme == "identity":
+                nn.init.eye_(block)
+            else:
+                bound = 1.0 / math.sqrt(rows)
+                nn.init.uniform_(block, -bound, bound)
+
+
+def init_uniform_(tensor: torch.Tensor, hidden_size: int) -> None:
+    """torch.nn's default for RNN weights and biases: U(-1/sqrt(H), 1/sqrt(H))."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    with torch.no_grad():
+        nn.init.uniform_(tensor, -bound, bound)

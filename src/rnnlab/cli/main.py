@@ -1,0 +1,50 @@
+"""Entry point of the ``rnnlab`` command.
+
+Every module in ``rnnlab.cli`` other than this one is a subcommand: it defines
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
+arguments and returning an exit code. Errors the user can fix (``RnnlabError``) are printed as one
+line on stderr with exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import traceback
+
+import rnnlab.cli
+from rnnlab.errors import RnnlabError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnlab", description="Recurrent neural networks: train, sample, evaluate, analyse."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in sorted(m.name for m in pkgutil.iter_modules(rnnlab.cli.__path__)):
+        if module != "main":
+            importlib.import_module(f"rnnlab.cli.{module}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RnnlabError as error:
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"rnnlab: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

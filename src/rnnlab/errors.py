@@ -1,0 +1,21 @@
+"""The errors rnnlab raises on bad input.
+
+The command line prints an ``RnnlabError`` as one line on stderr and exits with code 2;
+``--debug`` shows the traceback instead. Any other exception is a bug.
+"""
+
+
+class RnnlabError(Exception):
+    """Base class: a problem the user can fix, with a message that says how."""
+
+
+class ConfigError(RnnlabError, ValueError):
+    """An option or argument has an invalid value (unknown name, non-positive size, ...)."""
+
+
+class DataError(RnnlabError):
+    """A dataset is missing, empty, unreadable or too small for the requested batches."""
+
+
+class CheckpointError(RnnlabError):
+    """A run directory or checkpoint is missing, incomplete or does not fit the model."""

@@ -1,0 +1,1 @@
+"""Fast paths: the same maths as the reference loop, computed by fused kernels."""
