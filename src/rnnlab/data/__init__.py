@@ -1,0 +1,1 @@
+"""Datasets: corpora, vocabularies, synthetic tasks, batching, and where the files come from."""
