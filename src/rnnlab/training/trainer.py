@@ -136,6 +136,7 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         if resume:
             self._restore(checkpoint.checkpoint_dir(self.run_dir, "last"))
+            checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
         else:
             self._start_run()
 
