@@ -191,7 +191,8 @@ class Trainer:
             rate = window[2] / max(time.monotonic() - window[3], 1e-9)
             mean = window[0] / max(window[1], 1)
             bar.set_postfix_str(f"loss {mean:.3f} | {rate:,.0f} {self.task.unit}/s", refresh=False)
-            if self.step % self.config.log_every == 0 or self.stop_requested:
+            spent = self._budget_spent()
+            if self.step % self.config.log_every == 0 or spent:
                 self._log(
                     {
                         "split": "train",
@@ -205,7 +206,7 @@ class Trainer:
                 self.last_eval = self._validate(bar)
             if self.step % self.config.sample_every == 0:
                 self._print_sample(bar)
-            if self._budget_spent():
+            if spent:
                 return False
         if started_at == 0 and self.batch_in_epoch == 0:
             raise DataError(f"task {self.task.name!r} produced no training batches")
