@@ -202,3 +202,9 @@ def test_python_m_rnnlab_subprocess(tmp_path):
         f"rnnlab: error: data file {tmp_path / 'missing.txt'} does not exist"
     ]
     assert "Traceback" not in bad.stderr
+
+
+def test_resume_refuses_changed_data(run_dir, text_file, capsys):
+    text_file.write_text(TEXT.upper())
+    assert main(["train", "--resume", str(run_dir), "--max-steps", "8"]) == 2
+    assert "training data changed" in error_line(capsys)

@@ -102,8 +102,21 @@ class CharLM(Task):
     def _train_batches(self) -> StreamBatches:
         if self._train is None:
             c = self.config
+            self._check_same_data()
             self._train = StreamBatches(self.ids("train"), c.batch_size, c.seq_len)
         return self._train
+
+    def _check_same_data(self) -> None:
+        """A resumed run must train on the data it started with."""
+        if self.run_dir is None or not (self.run_dir / DATA).is_file():
+            return
+        recorded = json.loads((self.run_dir / DATA).read_text())
+        if recorded.get("sha256") != self.corpus.fingerprint["sha256"]:
+            raise DataError(
+                f"the training data changed since {self.run_dir} started (sha256 "
+                f"{recorded.get('sha256', '?')[:12]}... -> "
+                f"{self.corpus.fingerprint['sha256'][:12]}...); start a new run"
+            )
 
     def steps_per_epoch(self) -> int:
         return len(self._train_batches())
