@@ -156,7 +156,7 @@ class Trainer:
             file=sys.stderr,
         )
         previous_handler = self._catch_interrupt()
-        self._window = [0.0, 0, 0.0, time.monotonic()]  # loss sum, steps, units, start time
+        self._window = _Window()
         try:
             while not self._budget_spent():
                 if self._run_epoch(bar, batches):
@@ -183,29 +183,22 @@ class Trainer:
         ``False`` when the budget ran out or a roll-back moved the position."""
         started_at = self.batch_in_epoch
         for batch in batches:
-            loss, count, rolled_back = self._train_step(batch)
+            loss, metrics, rolled_back = self._train_step(batch)
             bar.update(1)
             if rolled_back:
                 return False
             window = self._window
-            if math.isfinite(loss):
-                window[0] += loss
-                window[1] += 1
-            window[2] += count
-            rate = window[2] / max(time.monotonic() - window[3], 1e-9)
-            mean = window[0] / max(window[1], 1)
-            bar.set_postfix_str(f"loss {mean:.3f} | {rate:,.0f} {self.task.unit}/s", refresh=False)
+            window.add(loss, metrics)
+            rate = window.units / max(time.monotonic() - window.start, 1e-9)
+            shown = f"loss {window.mean('loss'):.3f} | {rate:,.0f} {self.task.unit}/s"
+            bar.set_postfix_str(shown, refresh=False)
             spent = self._budget_spent()
             if self.step % self.config.log_every == 0 or spent:
+                means = {k: window.mean(k) for k in window.sums}
                 self._log(
-                    {
-                        "split": "train",
-                        "loss": mean,
-                        f"{self.task.unit}_per_s": rate,
-                        **self._counters(),
-                    }
+                    {"split": "train", **means, f"{self.task.unit}_per_s": rate, **self._counters()}
                 )
-                self._window = [0.0, 0, 0.0, time.monotonic()]
+                self._window = _Window()
             if self.step % self.config.eval_every == 0:
                 self.last_eval = self._validate(bar)
             if self.step % self.config.sample_every == 0:
@@ -216,8 +209,8 @@ class Trainer:
             raise DataError(f"task {self.task.name!r} produced no training batches")
         return True
 
-    def _train_step(self, batch: Any) -> tuple[float, float, bool]:
-        """One step; returns (loss, count of units in the batch, whether it rolled back)."""
+    def _train_step(self, batch: Any) -> tuple[float, dict[str, float], bool]:
+        """One step; returns (loss, the task's metrics, whether it rolled back)."""
         config = self.config
         self.model.train()
         for group in self.optimizer.param_groups:
@@ -244,8 +237,8 @@ class Trainer:
             self._print(f"step {self.step}: non-finite loss or gradient; step skipped")
             if self.guard.must_roll_back:
                 self._roll_back()
-                return loss_value, 0.0, True
-        return loss_value, float(metrics.get("count", 0.0)), False
+                return loss_value, {}, True
+        return loss_value, metrics, False
 
     # ----------------------------------------------------------------------------- budget
     def _minutes(self) -> float:
@@ -403,6 +396,27 @@ class Trainer:
             bar.write(text, file=self.out)
         else:
             print(text, file=self.out, flush=True)
+
+
+class _Window:
+    """Running sums of the training loss and the task's metrics since the last log line."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.units = 0.0
+        self.start = time.monotonic()
+
+    def add(self, loss: float, metrics: dict[str, float]) -> None:
+        self.units += float(metrics.get("count", 0.0))
+        values = {"loss": loss, **{k: v for k, v in metrics.items() if k != "count"}}
+        for key, value in values.items():
+            if math.isfinite(value):
+                self.sums[key] = self.sums.get(key, 0.0) + float(value)
+                self.counts[key] = self.counts.get(key, 0) + 1
+
+    def mean(self, key: str) -> float:
+        return self.sums.get(key, math.nan) / max(self.counts.get(key, 0), 1)
 
 
 def _to_lists(value: Any) -> Any:
