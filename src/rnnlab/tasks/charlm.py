@@ -43,7 +43,7 @@ class CharLM(Task):
         "embed": 64,
         "seq_len": 100,
         "batch_size": 32,
-        "lr": 2e-3,
+        "lr": 4e-3,
         "clip_norm": 5.0,
         "max_minutes": 5.0,
     }
