@@ -91,6 +91,14 @@ class CharLM(Task):
             self._ids[split] = self.vocab.encode(text)
         return self._ids[split]
 
+    def describe(self) -> str:
+        fp = self.corpus.fingerprint
+        sizes = "/".join(f"{len(self.corpus.split(k)):,}" for k in ("train", "valid", "test"))
+        return (
+            f"{fp['source']}: {fp['files']} file(s), {sizes} train/valid/test characters, "
+            f"vocabulary {len(self.vocab)}"
+        )
+
     def save(self, run_dir: Path) -> None:
         self.vocab.save(run_dir / VOCAB)
         (run_dir / DATA).write_text(json.dumps(self.corpus.fingerprint, indent=2) + "\n")

@@ -147,6 +147,14 @@ class Trainer:
         """Train until the budget is spent or Ctrl-C; return the last validation metrics."""
         self.started = time.monotonic() - self.elapsed
         batches = self.task.train_batches(self.epoch, self.batch_in_epoch)  # data errors first
+        params = sum(p.numel() for p in self.model.parameters())
+        c, about = self.config, self.task.describe()
+        self._print(
+            f"task {self.task.name}{' | ' + about if about else ''}\n"
+            f"model: {c.cell} {c.layers}x{c.hidden}, {params:,} parameters | {c.optimizer} "
+            f"lr {c.lr:g} ({c.schedule}) | batch {c.batch_size} x {c.seq_len} | {self.device}"
+            + (f" | resumed at step {self.step}" if self.step else "")
+        )
         bar = tqdm(
             total=self.config.max_steps,
             initial=self.step,
