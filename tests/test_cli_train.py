@@ -194,3 +194,15 @@ def test_resume_refuses_changed_data(run_dir, text_file, capsys):
     text_file.write_text(TEXT.upper())
     assert main(["train", "--resume", str(run_dir), "--max-steps", "8"]) == 2
     assert "training data changed" in error_line(capsys)
+
+
+def test_tinyshakespeare_by_name(tmp_path, data_dir, capsys):
+    out = tmp_path / "ts"
+    args = ["--data", "tinyshakespeare", "--data-dir", str(data_dir), "--splits", "90/10/0"]
+    assert (
+        main(["train", *args, *TINY, "--max-steps", "2", "--eval-every", "100", "--out", str(out)])
+        == 0
+    )
+    fingerprint = json.loads((out / "data.json").read_text())
+    assert fingerprint["dataset"] == "tinyshakespeare" and fingerprint["characters"] == 1115394
+    assert "65" in capsys.readouterr().out  # vocabulary size in the start line
