@@ -177,7 +177,10 @@ class Trainer:
         last_eval = self.last_eval
         if self.stop_requested:
             self._save(("last",))
-            self._print(f"interrupted at step {self.step}: saved {self.run_dir}; --resume it")
+            self._print(
+                f"interrupted at step {self.step}; saved. Continue with: "
+                f"rnnlab train --resume {self.run_dir}"
+            )
             return last_eval
         if not last_eval or last_eval.get("step") != self.step:
             last_eval = self._validate(None)
