@@ -3,9 +3,12 @@ load_state_dict in both directions, on the fused multi-layer path and the layer-
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnlab
@@ -280,3 +283,17 @@ def test_bad_inputs_and_states_raise_config_errors():
         lstm(packed, lengths=LENGTHS)
     with pytest.warns(UserWarning, match="num_layers greater than 1"):
         rnnlab.GRU(F, H, dropout=0.2)
+
+
+def test_copies_and_functional_call_with_torch_names():
+    lstm = rnnlab.LSTM(F, H, num_layers=2, bidirectional=True)
+    x = torch.randn(T, B, F)
+    y = lstm(x)[0]
+    clone = copy.deepcopy(lstm)
+    assert clone.weight_ih_l0 is not lstm.weight_ih_l0
+    torch.testing.assert_close(clone(x)[0], y)
+    doubled = {name: 2 * p.detach() for name, p in lstm.named_parameters()}
+    expected = nn.LSTM(F, H, num_layers=2, bidirectional=True)
+    expected.load_state_dict(doubled)
+    torch.testing.assert_close(functional_call(lstm, doubled, (x,))[0], expected(x)[0])
+    torch.testing.assert_close(lstm(x)[0], y)  # the real parameters are back

@@ -199,9 +199,18 @@ class TorchCompatibleRNN(nn.Module):
         )
         if internal is None:
             super().__setattr__(name, value)
+            return
+        owner_name, _, leaf = internal.rpartition(".")
+        owner = self.get_submodule(owner_name)
+        if (
+            leaf in owner._parameters
+            and isinstance(value, Tensor)
+            and not isinstance(value, nn.Parameter)
+        ):
+            # a plain tensor standing in for a parameter, as torch.func.functional_call does
+            owner._parameters[leaf] = value
         else:
-            owner, _, leaf = internal.rpartition(".")
-            setattr(self.get_submodule(owner), leaf, value)
+            setattr(owner, leaf, value)
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate=True):
         """torch's names: ``weight_ih_l0``, ..., ``weight_hr_l1_reverse``."""
