@@ -8,7 +8,9 @@ the table reports median times and their ratio (rnnlab / torch; target <= 1.05):
     PYTHONPATH=src python benchmarks/speed_layers.py --layers 2 --bidirectional --slow
 
 "train" is one forward and backward pass (loss = output.sum()); "infer" is a forward pass under
-torch.no_grad(). ``--slow`` also times rnnlab's layer-by-layer reference loop (fast=False).
+torch.no_grad(). The "control" column times a second, identical torch module in the same
+interleaving: its distance from 1.0 is the noise of the measurement on this machine. ``--slow``
+also times rnnlab's layer-by-layer reference loop (fast=False).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def main() -> None:
         f"bidirectional={args.bidirectional}, median of {args.repeats} interleaved repetitions"
     )
     header = f"{'layer':5} {'T':>4} {'B':>3} {'I':>4} {'H':>4}  {'':5} "
-    header += f"{'torch ms':>9} {'rnnlab ms':>9} {'ratio':>6}"
+    header += f"{'torch ms':>9} {'rnnlab ms':>9} {'ratio':>6} {'control':>7}"
     if args.slow:
         header += f" {'loop ms':>9} {'ratio':>6}"
     print(header)
@@ -83,7 +85,8 @@ def main() -> None:
         for steps, batch, inputs, hidden in SHAPES:
             config = dict(num_layers=args.layers, bidirectional=args.bidirectional)
             reference = torch_cls(inputs, hidden, **config)
-            modules = [reference, rnnlab_cls(inputs, hidden, **config)]
+            control = torch_cls(inputs, hidden, **config)
+            modules = [reference, rnnlab_cls(inputs, hidden, **config), control]
             if args.slow:
                 modules.append(rnnlab_cls(inputs, hidden, **config, fast=False))
             for module in modules[1:]:
@@ -93,10 +96,11 @@ def main() -> None:
                 times = interleaved_medians(step, modules, x, args.repeats)
                 row = (
                     f"{kind:5} {steps:4} {batch:3} {inputs:4} {hidden:4}  {label:5} "
-                    f"{times[0] * 1e3:9.3f} {times[1] * 1e3:9.3f} {times[1] / times[0]:6.3f}"
+                    f"{times[0] * 1e3:9.3f} {times[1] * 1e3:9.3f} {times[1] / times[0]:6.3f} "
+                    f"{times[2] / times[0]:7.3f}"
                 )
                 if args.slow:
-                    row += f" {times[2] * 1e3:9.3f} {times[2] / times[0]:6.3f}"
+                    row += f" {times[3] * 1e3:9.3f} {times[3] / times[0]:6.3f}"
                 print(row, flush=True)
 
 
