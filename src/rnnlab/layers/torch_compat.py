@@ -105,7 +105,17 @@ class TorchCompatibleRNN(nn.Module):
                 layers.append(Recurrent(directions[0], fast=fast))
             layer_input = layers[-1].output_size if bidirectional else directions[0].output_size
         self.stack = Stack(layers, dropout=dropout)
-        self.output_size = self.cells()[0].output_size
+        # the cells in torch's order, fixed at construction (read on every forward pass)
+        self._cells = tuple(
+            cell
+            for layer in layers
+            for cell in (
+                (layer.forward_rnn.cell, layer.backward_rnn.cell)
+                if bidirectional
+                else (layer.cell,)
+            )
+        )
+        self.output_size = self._cells[0].output_size
         self._fast = fast
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
@@ -137,13 +147,7 @@ class TorchCompatibleRNN(nn.Module):
 
     def cells(self) -> list[Cell]:
         """Every cell in torch's order: layer 0 forward, layer 0 backward, layer 1 forward, ..."""
-        out = []
-        for layer in self.stack.layers:
-            if isinstance(layer, Bidirectional):
-                out += [layer.forward_rnn.cell, layer.backward_rnn.cell]
-            else:
-                out.append(layer.cell)
-        return out
+        return list(self._cells)
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
@@ -245,7 +249,8 @@ class TorchCompatibleRNN(nn.Module):
         self._check_input(x)
         steps, batch = x.shape[:2]
         hx = self._initial_state(hx, batch, batched, x)
-        lengths = check_lengths(lengths, steps, batch, torch.device("cpu"))
+        if lengths is not None:
+            lengths = check_lengths(lengths, steps, batch, torch.device("cpu"))
         kernel = self._fused_kernel()
         if kernel is None:
             y, states = self.stack(x, self._layer_states(hx), lengths)
@@ -300,7 +305,7 @@ class TorchCompatibleRNN(nn.Module):
         if not self._fast:
             return None
         mode, weights = None, []
-        for cell in self.cells():
+        for cell in self._cells:
             kernel = cell.torch_kernel()
             if kernel is None or mode not in (None, kernel[0]):
                 return None
