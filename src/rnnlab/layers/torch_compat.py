@@ -82,6 +82,7 @@ class TorchCompatibleRNN(nn.Module):
         self.cell_kwargs = dict(cell_kwargs)
         cell_kwargs = {**(fixed_cell_kwargs or {}), **cell_kwargs}
         layers: list[nn.Module] = []
+        layer_cells: list[Cell] = []  # torch's order: layer 0 forward, layer 0 backward, ...
         layer_input = input_size
         for _ in range(num_layers):
             directions = [
@@ -94,32 +95,21 @@ class TorchCompatibleRNN(nn.Module):
                 )
                 for _ in range(2 if bidirectional else 1)
             ]
+            layer_cells += directions
             if bidirectional:
-                layers.append(
-                    Bidirectional(
-                        Recurrent(directions[0], fast=fast),
-                        Recurrent(directions[1], reverse=True, fast=fast),
-                    )
-                )
+                forward = Recurrent(directions[0], fast=fast)
+                backward = Recurrent(directions[1], reverse=True, fast=fast)
+                layers.append(Bidirectional(forward, backward))
             else:
                 layers.append(Recurrent(directions[0], fast=fast))
-            layer_input = layers[-1].output_size if bidirectional else directions[0].output_size
+            layer_input = layers[-1].output_size
         self.stack = Stack(layers, dropout=dropout)
-        # the cells in torch's order, fixed at construction (read on every forward pass)
-        self._cells = tuple(
-            cell
-            for layer in layers
-            for cell in (
-                (layer.forward_rnn.cell, layer.backward_rnn.cell)
-                if bidirectional
-                else (layer.cell,)
-            )
-        )
+        self._cells = tuple(layer_cells)  # fixed at construction; read on every forward pass
         self.output_size = self._cells[0].output_size
         self._fast = fast
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
-        # Public since torch 2.5; the private spelling behaves the same on older versions.
+        # public in recent torch; the private spelling behaves the same in older versions
         getattr(self, "register_state_dict_post_hook", self._register_state_dict_hook)(
             _rename_to_torch
         )
