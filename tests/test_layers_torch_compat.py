@@ -214,6 +214,10 @@ def test_state_dict_keys_names_and_attributes_are_torchs():
     assert ours.cells()[0].weight_ih is new and ours.weight_ih_l0 is new
     assert not hasattr(ours, "weight_ih_l2")
     assert not hasattr(rnnlab.GRU(F, H), "weight_ih_l0_reverse")
+    for name in ("weight_hr_l0", "bias_ih_l0"):
+        assert hasattr(rnnlab.LSTM(F, H, bias=False), name) == hasattr(
+            nn.LSTM(F, H, bias=False), name
+        )
     # nested in a bigger model, the keys are still torch's
     model = nn.ModuleDict({"rnn": ours})
     reference = nn.ModuleDict({"rnn": theirs})

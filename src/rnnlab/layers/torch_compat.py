@@ -183,9 +183,12 @@ class TorchCompatibleRNN(nn.Module):
                 raise
             owner, _, leaf = internal.rpartition(".")
             try:
-                return getattr(self.get_submodule(owner), leaf)
+                value = getattr(self.get_submodule(owner), leaf)
             except AttributeError:
+                value = None
+            if value is None:  # as torch.nn: no bias_ih_l0 without bias, no weight_hr_l0 ...
                 raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
+            return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         internal = (
