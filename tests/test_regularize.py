@@ -124,7 +124,10 @@ def test_weight_drop_one_mask_per_pass_and_plain_parameters():
     assert inner.weight_hh.grad is not None and (inner.weight_hh.grad == 0).any()
     cell.eval()
     torch.testing.assert_close(rnnlab.Recurrent(cell)(x)[0], rnnlab.Recurrent(inner)(x)[0])
-    with pytest.raises(ConfigError, match="no parameter 'weight_xx'"):
+    nested = WeightDrop(Zoneout(inner, p_hidden=0.1), 0.5)
+    assert nested.weights == ("inner.weight_hh",)
+    assert rnnlab.Recurrent(nested)(x)[0].shape == (5, 2, 8)
+    with pytest.raises(ConfigError, match="no single parameter 'weight_xx'"):
         WeightDrop(inner, 0.5, weights=("weight_xx",))
 
 

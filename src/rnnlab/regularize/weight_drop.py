@@ -24,6 +24,18 @@ from rnnlab.regularize.dropout import dropout_mask
 from rnnlab.regularize.wrapper import CellWrapper, check_probability
 
 
+def _resolve(cell: Cell, name: str) -> str:
+    """The full name of the parameter ``name`` (itself, or ``...wrapper.inner.name``)."""
+    names = [n for n, _ in cell.named_parameters()]
+    matches = [n for n in names if n == name or n.endswith("." + name)]
+    if len(matches) != 1:
+        raise ConfigError(
+            f"weight_drop: the cell has no single parameter {name!r}; "
+            f"choose among {', '.join(names)}"
+        )
+    return matches[0]
+
+
 class _Step(nn.Module):
     """Calls ``cell.step`` as ``forward``, so that ``functional_call`` can run a step."""
 
@@ -41,14 +53,7 @@ class WeightDrop(CellWrapper):
     def __init__(self, inner: Cell, p: float, weights: tuple[str, ...] = ("weight_hh",)) -> None:
         super().__init__(inner)
         self.p = check_probability("weight_drop", p)
-        names = dict(inner.named_parameters())
-        missing = [w for w in weights if w not in names]
-        if missing:
-            raise ConfigError(
-                f"weight_drop: the cell has no parameter {missing[0]!r}; "
-                f"choose among {', '.join(names)}"
-            )
-        self.weights = tuple(weights)
+        self.weights = tuple(_resolve(inner, w) for w in weights)
         self._masked: dict[str, Tensor] | None = None
         object.__setattr__(self, "_step_module", _Step(inner))  # not a submodule: no new names
 
