@@ -57,6 +57,13 @@ class Cell(nn.Module):
         """One step from the precomputed input ``xp_t`` (``precompute(x)[t]``)."""
         raise NotImplementedError
 
+    def begin_sequence(self, batch: int, device: torch.device, dtype: torch.dtype) -> None:
+        """Called once per pass over a sequence, before its first step (after ``precompute``).
+
+        Cells that draw randomness shared by every step of a pass (variational dropout masks,
+        DropConnect masks) draw it here; the default does nothing.
+        """
+
     def forward(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """One step from a raw input ``x_t`` of shape ``[B, input_size]``."""
         if state is None:

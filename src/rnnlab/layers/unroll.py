@@ -56,6 +56,7 @@ def unroll(
     valid step back to step 0.
     """
     steps = cell.precompute(x).unbind(0)
+    cell.begin_sequence(x.shape[1], x.device, x.dtype)
     outputs: list[Tensor] = [x.new_empty(0)] * len(steps)
     order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
     for t in order:
