@@ -357,3 +357,18 @@ def encode_node_by_node(
                 map_state(lambda *parts: torch.stack(parts, 1), *children)
             )
     return [states[id(node)] for node in _preorder(tree)]
+
+
+TREE_CELLS: dict[str, type[TreeCell]] = {
+    "tree-lstm": NaryTreeLSTMCell,
+    "child-sum": ChildSumTreeLSTMCell,
+    "recursive": RecursiveCell,
+}
+"""Tree cells by name: ``tree-lstm`` (binary/N-ary Tree-LSTM), ``child-sum``, ``recursive``."""
+
+
+def create_tree_cell(name: str, input_size: int, hidden_size: int) -> TreeCell:
+    """A tree cell by name (see :data:`TREE_CELLS`)."""
+    if name not in TREE_CELLS:
+        raise ConfigError(f"unknown tree model {name!r}; choose one of: {', '.join(TREE_CELLS)}")
+    return TREE_CELLS[name](input_size, hidden_size)
