@@ -1,1 +1,1 @@
-"""Models: a task's shape around the recurrent layers (embeddings, encoders, output heads)."""
+"""Models: task heads around recurrent layers (language model, classifier, ...)."""
