@@ -139,7 +139,9 @@ class MovingDigits(Task):
         context = self.config.context
         next_frame = torch.sigmoid(model(v[:, :-1])).cpu()
         rollout = model.rollout(v[:, :context], v.shape[1] - context).cpu()
-        path = Path(self.run_dir or self.config.out or ".") / f"frames-seed{seed}.png"
+        path = Path(self.run_dir or self.config.out or ".") / (
+            f"frames-seed{seed}.png" if seed is not None else "frames.png"
+        )
         save_frame_strip(videos, next_frame, rollout, context, path)
         return f"wrote predicted vs true frames to {path}"
 

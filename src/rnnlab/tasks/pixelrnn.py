@@ -103,7 +103,9 @@ class PixelRNNTask(Task):
         """Draw ``count`` digits and write them as a PNG grid into the run directory."""
         generator = torch.Generator().manual_seed(self.config.seed if seed is None else seed)
         images = model.sample(count, (28, 28), generator=generator).cpu()
-        path = Path(self.run_dir or self.config.out or ".") / f"samples-seed{seed}.png"
+        path = Path(self.run_dir or self.config.out or ".") / (
+            f"samples-seed{seed}.png" if seed is not None else "samples.png"
+        )
         save_image_grid(images, path)
         return f"wrote {count} samples to {path}"
 
