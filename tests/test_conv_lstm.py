@@ -68,6 +68,8 @@ def test_configuration_errors():
         ConvLSTMCell(1, 2, kernel_size=4)
     with pytest.raises(ConfigError, match="frame_size"):
         ConvLSTMCell(1, 2).init_state(3)
+    with pytest.raises(ConfigError, match="feature maps"):
+        ConvLSTMCell(1, 2).precompute(torch.randn(5, 3, 1))
 
 
 def test_moving_digits_are_seeded_and_stay_in_the_frame():
