@@ -75,6 +75,8 @@ def test_unary_and_wide_nodes():
     _check_batched_equals_node_by_node(RecursiveCell(4, 4).double(), [unary])
     wide = Tree(2, [Tree(1, word="a"), Tree(2, word="b"), Tree(4, word="c")])
     _check_batched_equals_node_by_node(ChildSumTreeLSTMCell(4, 3).double(), [wide, unary])
+    with pytest.raises(ConfigError, match="twice"):
+        TreeBatch.from_trees([unary, unary], {"a": 0, "b": 1}.__getitem__)
     with pytest.raises(ConfigError, match="at most 2"):
         _check_batched_equals_node_by_node(NaryTreeLSTMCell(4, 3).double(), [wide])
 
