@@ -131,6 +131,7 @@ class MovingDigits(Task):
             "copy_loss": copy / (len(videos) * steps * pixels),
         }
 
+    @torch.no_grad()
     def sample(self, model: nn.Module, seed: int | None = None, **_: Any) -> str:
         """Write a PNG strip of two test videos: truth, next-frame predictions, rollout."""
         videos = self.videos("test")[:2]

@@ -99,6 +99,7 @@ class PixelRNNTask(Task):
         pixels = images[0].numel()
         return {"loss": loss, "bits_per_dim": loss / LN2, "nats_per_image": loss * pixels}
 
+    @torch.no_grad()
     def sample(self, model: nn.Module, seed: int | None = None, count: int = 16, **_: Any) -> str:
         """Draw ``count`` digits and write them as a PNG grid into the run directory."""
         generator = torch.Generator().manual_seed(self.config.seed if seed is None else seed)
