@@ -78,6 +78,10 @@ class Task:
         """Add the task's own command-line flags (a flag another task already added is kept as
         the first definition, so tasks sharing a flag must give it the same meaning)."""
 
+    def describe(self) -> str:
+        """One line about the data, printed when training starts (optional)."""
+        return ""
+
     def save(self, run_dir: Path) -> None:
         """Write what is needed to rebuild the model without the data (e.g. a vocabulary)."""
 

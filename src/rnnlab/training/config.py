@@ -94,7 +94,8 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
     """The settings the user gave explicitly (parsed defaults are ``None``)."""
-    return {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "debug")}
+    skip = ("func", "debug", "command")
+    return {k: v for k, v in vars(args).items() if v is not None and k not in skip}
 
 
 def task_argument_defaults(task_cls) -> dict[str, Any]:

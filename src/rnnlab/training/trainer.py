@@ -130,6 +130,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.carried: Any = None
         self.elapsed = 0.0  # seconds of training before this session
+        self.started: float | None = None  # monotonic time training started, minus elapsed
         self.lr_scale = 1.0  # lowered by roll-backs
         self.clipped = 0
         self.best: float | None = None
@@ -144,9 +145,16 @@ class Trainer:
     # ----------------------------------------------------------------------------- the loop
     def fit(self) -> dict[str, float]:
         """Train until the budget is spent or Ctrl-C; return the last validation metrics."""
-        started = time.monotonic() - self.elapsed
-        self.started = started
+        self.started = time.monotonic() - self.elapsed
         batches = self.task.train_batches(self.epoch, self.batch_in_epoch)  # data errors first
+        params = sum(p.numel() for p in self.model.parameters())
+        c, about = self.config, self.task.describe()
+        self._print(
+            f"task {self.task.name}{' | ' + about if about else ''}\n"
+            f"model: {c.cell} {c.layers}x{c.hidden}, {params:,} parameters | {c.optimizer} "
+            f"lr {c.lr:g} ({c.schedule}) | batch {c.batch_size} x {c.seq_len} | {self.device}"
+            + (f" | resumed at step {self.step}" if self.step else "")
+        )
         bar = tqdm(
             total=self.config.max_steps,
             initial=self.step,
@@ -165,11 +173,14 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous_handler)
             bar.close()
-        self.elapsed = time.monotonic() - started
+        self.elapsed = self._elapsed_now()
         last_eval = self.last_eval
         if self.stop_requested:
             self._save(("last",))
-            self._print(f"interrupted at step {self.step}: saved {self.run_dir}; --resume it")
+            self._print(
+                f"interrupted at step {self.step}; saved. Continue with: "
+                f"rnnlab train --resume {self.run_dir}"
+            )
             return last_eval
         if not last_eval or last_eval.get("step") != self.step:
             last_eval = self._validate(None)
@@ -242,7 +253,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- budget
     def _minutes(self) -> float:
-        return (time.monotonic() - self.started) / 60.0
+        return self._elapsed_now() / 60.0
 
     def _progress(self) -> float:
         """Fraction of the budget used (the largest over the budgets given)."""
@@ -342,8 +353,7 @@ class Trainer:
         }
 
     def _elapsed_now(self) -> float:
-        started = getattr(self, "started", None)
-        return self.elapsed if started is None else time.monotonic() - started
+        return self.elapsed if self.started is None else time.monotonic() - self.started
 
     def _save(self, tags: tuple[str, ...], metrics: dict[str, float] | None = None) -> None:
         checkpoint.save_checkpoint(
