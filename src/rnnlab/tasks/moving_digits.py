@@ -57,14 +57,18 @@ class MovingDigits(Task):
 
     @classmethod
     def add_arguments(cls, parser) -> None:
-        parser.add_argument("--frames", type=int, default=20, help="frames per video (20)")
+        parser.add_argument(
+            "--frames", type=int, default=20, help="moving-digits: frames per video (20)"
+        )
         parser.add_argument(
             "--context",
             type=int,
             default=10,
             help="moving-digits: true frames given before the rollout (10)",
         )
-        parser.add_argument("--kernel-size", type=int, default=3, help="ConvLSTM kernel size (3)")
+        parser.add_argument(
+            "--kernel-size", type=int, default=3, help="moving-digits: ConvLSTM kernel size (3)"
+        )
 
     def __init__(self, config, run_dir: Path | None = None):
         super().__init__(config, run_dir)

@@ -54,7 +54,6 @@ class SSTTree(Task):
         "dropout": 0.5,
         "max_minutes": 8.0,
         "eval_every": 100,
-        "sample_every": 100_000,
         "log_every": 20,
     }
 
