@@ -72,7 +72,8 @@ def plot_spectrum(cell: Cell, path, title: str = "") -> dict[str, float]:
         label = f"{name}: rho={np.abs(eig).max():.3f}, sigma_max={sv[0]:.3f}"
         ax_eig.scatter(eig.real, eig.imag, s=8, label=label)
         ax_sv.plot(np.arange(1, len(sv) + 1), sv, ".-", ms=3, label=name)
-    ax_eig.set(xlabel="Re(lambda)", ylabel="Im(lambda)", title="Eigenvalues of the recurrent matrix")
+    ax_eig.set(xlabel="Re(lambda)", ylabel="Im(lambda)")
+    ax_eig.set_title("Eigenvalues of the recurrent matrix")
     ax_eig.set_aspect("equal", adjustable="datalim")
     ax_eig.legend(fontsize=7, loc="upper left")
     ax_sv.axhline(1.0, color="k", ls="--", lw=0.8)
@@ -144,7 +145,8 @@ def plot_scalar_systems(path, steps: int = 40) -> dict[float, list[tuple[float, 
     for w in ws[::15]:
         for h0 in (-0.9, 0.3, 0.9):
             axes[1].plot(w, iterate_tanh(w, h0, 500)[-1], "k.", ms=3)
-    axes[1].set(xlabel="w", ylabel="fixed point h*", title="h = tanh(w h): fixed points 0 and +-h_f")
+    axes[1].set(xlabel="w", ylabel="fixed point h*")
+    axes[1].set_title("h = tanh(w h): fixed points 0 and +-h_f")
     handles, labels = axes[1].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     axes[1].legend(unique.values(), unique.keys(), fontsize=8, title="dots: h_500 from 3 starts")
