@@ -11,7 +11,9 @@ import pytest
 from rnnlab.analysis.cell_page import write_cell_page
 from rnnlab.analysis.interpret import label_python, rank_cells, threshold_accuracy
 
-SNIPPET = 'x = [1, (2,\n   3)]  # c\nif x:\n    s = "a#b" + f"{x}y"\n    for i in x:\n        pass\n'
+SNIPPET = (
+    'x = [1, (2,\n   3)]  # c\nif x:\n    s = "a#b" + f"{x}y"\n    for i in x:\n        pass\n'
+)
 
 
 def row(labels, name):
@@ -29,7 +31,8 @@ def test_tokenize_labels_on_a_snippet():
     expected_string[f : f + 7] = 1
     assert row(labels, "in_string") == "".join(map(str, expected_string))
     c = SNIPPET.index("# c")
-    assert np.flatnonzero(labels["in_comment"]).tolist() == [c, c + 1, c + 2]  # not the '#' in "a#b"
+    # the '#' inside "a#b" is not a comment
+    assert np.flatnonzero(labels["in_comment"]).tolist() == [c, c + 1, c + 2]
     # depth: '[' itself is outside, its contents inside; a closing bracket is still inside
     assert row(labels, "bracket_depth")[: len(lines[0])] == "00000111122"
     assert row(labels, "bracket_depth")[len(lines[0]) + 1 :][:7] == "2222210"
@@ -88,7 +91,8 @@ def test_cell_page_in_a_headless_browser(tmp_path):
             spans = page.locator("#text span")
             assert spans.count() == len(text)
             colours = spans.evaluate_all("els => els.map(e => e.style.backgroundColor)")
-            assert page.evaluate("document.body.dataset.cell") == str(ranking["in_string"][0]["cell"])
+            first = str(ranking["in_string"][0]["cell"])
+            assert page.evaluate("document.body.dataset.cell") == first
             i_string, i_code = text.index('"hi"') + 1, 0
             assert colours[i_string] != colours[i_code]  # the string cell colours the string
             page.select_option("#cell", "2")
