@@ -12,6 +12,9 @@ norms ``h``    ``[T + 1]``: mean over the batch of ``||dL_T/dh_t||``, t = 0..T
 norms ``c``    ``[T + 1]`` the same for an LSTM's cell state (else ``None``)
 =============  ==============================================================
 
+``dL_T/dc_t`` is the total gradient of BPTT's cell-state recursion, so it includes the path
+through ``h_t = o_t tanh(c_t)``.
+
 :class:`GradFlowLogger` records the same curve during training (``--log-grad-flow EVERY``) into
 ``grad_flow.jsonl``; :func:`plot_heatmap` draws those curves against the training step.
 """
