@@ -1,0 +1,1 @@
+"""Models: task heads around recurrent layers (language model, classifier, ...)."""
