@@ -140,24 +140,28 @@ def plot_flows(flows: dict[str, GradientFlow], path, title: str) -> None:
     save(fig, path)
 
 
-def _recurrent_cell(model: nn.Module) -> tuple[Cell, list[Recurrent]]:
-    recurrents = [m for m in model.modules() if isinstance(m, Recurrent)]
+def model_cells(model: nn.Module) -> list[Cell]:
+    """The rnnlab cells of ``model`` in module order (layer 0 first)."""
     cells = [m for m in model.modules() if isinstance(m, Cell)]
     if not cells:
-        raise ConfigError(
-            "gradient-flow logging needs a model built from rnnlab cells (none found in the model)"
-        )
-    return cells[0], recurrents
+        raise ConfigError("this analysis needs a model built from rnnlab cells (none found)")
+    return cells
 
 
 @contextlib.contextmanager
-def recording_states(model: nn.Module) -> Iterator[tuple[list[State], list[Tensor]]]:
-    """Within the block, the first rnnlab cell of ``model`` records every state and output it
-    computes (the fused kernel is switched off meanwhile, so each step is visible).
+def recording_states(
+    model: nn.Module, layer: int = 0
+) -> Iterator[tuple[list[State], list[Tensor]]]:
+    """Within the block, the ``layer``-th rnnlab cell of ``model`` records every state and output
+    it computes (fused kernels are switched off meanwhile, so each step is visible).
 
     Yields ``(states, outputs)``; ``states[0]`` is the state the cell started from, made a leaf
     that requires grad when it is a constant (e.g. zeros or a detached carried state)."""
-    cell, recurrents = _recurrent_cell(model)
+    cells = model_cells(model)
+    if not -len(cells) <= layer < len(cells):
+        raise ConfigError(f"the model has {len(cells)} recurrent layer(s); got layer {layer}")
+    cell = cells[layer]
+    recurrents = [m for m in model.modules() if isinstance(m, Recurrent)]
     saved_fast = [r.fast for r in recurrents]
     states: list[State] = []
     outputs: list[Tensor] = []

@@ -45,8 +45,7 @@ def _line_offsets(text: str) -> list[int]:
 def label_python(text: str) -> dict[str, np.ndarray]:
     """Per-character labels (each ``[len(text)]``, int) of Python source ``text``.
 
-    ``text`` must tokenize (e.g. whole files); :func:`tokenizable_prefix` cuts a long text to a
-    prefix that does."""
+    ``text`` must tokenize (e.g. whole files); :func:`label_prefix` labels a part of a text."""
     n = len(text)
     labels = {name: np.zeros(n, dtype=np.int64) for name in PROPERTIES}
     offsets = _line_offsets(text)
@@ -102,17 +101,30 @@ def label_python(text: str) -> dict[str, np.ndarray]:
     return labels
 
 
-def tokenizable_prefix(text: str, max_chars: int) -> str:
-    """The longest prefix of ``text`` of at most ``max_chars`` characters that ends at a line
-    end and tokenizes (drops lines from the end until it does)."""
-    lines = text[:max_chars].splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
+def label_prefix(text: str, max_chars: int, offset: int = 0) -> tuple[str, dict[str, np.ndarray]]:
+    """Up to ``max_chars`` characters of ``text`` from the line start at or after ``offset``
+    (cut at a line end), and their labels.
+
+    The labels come from tokenizing the whole ``text`` when it tokenizes, so a cut inside a
+    string or a block is labelled right; otherwise (offset 0 only) from the longest prefix of
+    ``text`` that tokenizes."""
+    if offset > 0:
+        newline = text.find("\n", offset - 1)
+        offset = newline + 1 if newline >= 0 else len(text)
+    lines = text[offset : offset + max_chars].splitlines(keepends=True)
+    if len(lines) > 1 and not lines[-1].endswith("\n"):
         lines.pop()
+    part = "".join(lines)
+    try:
+        labels = label_python(text)
+        return part, {name: v[offset : offset + len(part)] for name, v in labels.items()}
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        if offset > 0:
+            raise ValueError("the text does not tokenize as Python; use offset 0") from None
     while lines:
         candidate = "".join(lines)
         try:
-            label_python(candidate)
-            return candidate
+            return candidate, label_python(candidate)
         except (tokenize.TokenError, IndentationError, SyntaxError):
             lines.pop()
     raise ValueError("no prefix of the text tokenizes as Python")
@@ -157,11 +169,14 @@ def rank_cells(
 ) -> dict[str, list[dict]]:
     """For each property, the ``top`` cells by ``|correlation|``: ``[{"cell", "correlation",
     "accuracy", "baseline"}]``; ``accuracy`` (one-cell threshold classifier) and ``baseline``
-    (always predicting the majority class) only for the 0/1 properties."""
+    (always predicting the majority class) only for the 0/1 properties. Properties that are
+    constant on this text are left out."""
     activations = np.asarray(activations, dtype=np.float64)
     ranking = {}
     for name, target in labels.items():
         target = target.astype(np.float64)
+        if target.min() == target.max():
+            continue
         r = correlations(activations, target)
         best = np.argsort(-np.abs(r), kind="stable")[:top]
         rows = []

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnlab.errors import ConfigError
+
 
 def _cell_flags(parser: argparse.ArgumentParser, cell: str, hidden: int) -> None:
     parser.add_argument("--cell", default=cell, help=f"cell name (default {cell})")
@@ -121,13 +123,24 @@ def _scalar(args: argparse.Namespace) -> int:
 def _contractivity(args: argparse.Namespace) -> int:
     from rnnlab.analysis.dynamics import contractivity, plot_contractivity
 
-    cell, what = _first_cell(args)
-    generator = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(args.seq_len, args.batch, cell.input_size, generator=generator)
-    x = x * args.input_scale
+    if args.run is not None:
+        from rnnlab.analysis.runs import default_python_text, first_cell_inputs, load_run
+
+        task, model = load_run(args.run, args.checkpoint)
+        text = default_python_text(task)
+        chunk = len(text) // args.batch
+        texts = [text[i * chunk : i * chunk + args.seq_len] for i in range(args.batch)]
+        cell, x = first_cell_inputs(task, model, texts)
+        what = f"{args.run} ({args.checkpoint}), {args.batch} pieces of its test text"
+    else:
+        cell, what = _first_cell(args)
+        generator = torch.Generator().manual_seed(args.seed)
+        x = torch.randn(args.seq_len, args.batch, cell.input_size, generator=generator)
+        x = x * args.input_scale
+        what += f", inputs N(0, {args.input_scale}^2)"
     result = contractivity(cell, x)
-    plot_contractivity(result, args.out, f"{what}: lambda = {result['lambda']:.3f}")
-    print(f"wrote {args.out}  ({what}, inputs N(0, {args.input_scale}^2))")
+    plot_contractivity(result, args.out, f"lambda = {result['lambda']:.3f}")
+    print(f"wrote {args.out}  ({what})")
     print(f"lambda (max ||d state_t/d state_t-1||_2) = {result['lambda']:.4f}")
     print(f"mean ||d state_t/d state_t-1||_2          = {result['lambda_mean']:.4f}")
     for k, error in zip(result["ks"], result["errors"]):
@@ -152,20 +165,28 @@ def _cliff(args: argparse.Namespace) -> int:
 
 def _cells(args: argparse.Namespace) -> int:
     from rnnlab.analysis.cell_page import write_cell_page
-    from rnnlab.analysis.interpret import label_python, rank_cells, tokenizable_prefix
+    from rnnlab.analysis.interpret import label_prefix, rank_cells
     from rnnlab.analysis.runs import char_activations, default_python_text, load_run
 
     task, model = load_run(args.run, args.checkpoint)
-    source = Path(args.text).read_text() if args.text else default_python_text(args.seed)
-    text = tokenizable_prefix(source, args.chars)
-    activations = char_activations(task, model, text, args.state)
-    labels = label_python(text)
+    source = Path(args.text).read_text() if args.text else default_python_text(task)
+    try:
+        text, labels = label_prefix(source, args.chars, args.offset)
+    except ValueError as error:
+        raise ConfigError(f"{error} (--text {args.text})") from None
+    activations = char_activations(task, model, text, args.state, args.layer)
     ranking = rank_cells(activations, labels, args.top)
-    title = f"{args.run}: cells of {args.state} ({activations.shape[1]} units, {len(text)} chars)"
+    title = (
+        f"{args.run}: {args.state} of layer {args.layer} "
+        f"({activations.shape[1]} cells, {len(text)} characters)"
+    )
     write_cell_page(args.out, text, activations, ranking, title)
     print(f"wrote {args.out}  ({len(text)} characters, {activations.shape[1]} cells)")
-    for prop, rows in ranking.items():
-        best = rows[0]
+    for prop in labels:
+        if prop not in ranking:
+            print(f"{prop:14s} constant on this text: not ranked")
+            continue
+        best = ranking[prop][0]
         extra = (
             f", threshold accuracy {best['accuracy']:.3f} (majority {best['baseline']:.3f})"
             if "accuracy" in best
@@ -222,7 +243,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _run_flag(p)
     p.add_argument("--seq-len", type=int, default=128, help="steps of the trajectory (128)")
     p.add_argument("--batch", type=int, default=4, help="trajectories (4)")
-    p.add_argument("--input-scale", type=float, default=1.0, help="std of the random inputs")
+    p.add_argument("--input-scale", type=float, default=1.0, help="std of random inputs (1.0)")
     p.add_argument("--out", type=Path, default=Path("contractivity.png"))
     p.set_defaults(func=_contractivity)
 
@@ -237,10 +258,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cells", help="HTML page of cells tracking Python syntax (char LM run)")
     p.add_argument("--run", type=Path, required=True, help="a charlm run directory")
     p.add_argument("--checkpoint", default="best", help="best, last or step-N (best)")
-    p.add_argument("--text", type=Path, help="Python file to analyse (default: a stdlib file)")
+    p.add_argument("--text", type=Path, help="Python file to analyse (default: the test split)")
+    p.add_argument("--layer", type=int, default=-1, help="recurrent layer, 0-based (-1: top)")
     p.add_argument("--chars", type=int, default=4000, help="characters analysed (4000)")
+    p.add_argument("--offset", type=int, default=0, help="start at this character (0)")
     p.add_argument("--state", choices=("h", "c"), default="h", help="LSTM: h or cell state c")
     p.add_argument("--top", type=int, default=5, help="cells listed per property (5)")
-    p.add_argument("--seed", type=int, default=0, help="picks the default stdlib file")
     p.add_argument("--out", type=Path, default=Path("cells.html"))
     p.set_defaults(func=_cells)
