@@ -191,10 +191,10 @@ class Trainer:
                 window[0] += loss
                 window[1] += 1
             window[2] += count
+            rate = window[2] / max(time.monotonic() - window[3], 1e-9)
+            mean = window[0] / max(window[1], 1)
+            bar.set_postfix_str(f"loss {mean:.3f} | {rate:,.0f} {self.task.unit}/s", refresh=False)
             if self.step % self.config.log_every == 0 or self.stop_requested:
-                rate = window[2] / max(time.monotonic() - window[3], 1e-9)
-                mean = window[0] / max(window[1], 1)
-                bar.set_postfix_str(f"loss {mean:.3f} | {rate:,.0f} {self.task.unit}/s")
                 self._log(
                     {
                         "split": "train",
