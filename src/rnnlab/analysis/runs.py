@@ -1,41 +1,21 @@
-"""Analyses of a training run: load its model, and read a char LM's activations per character.
+"""Analyses of a char LM run (loaded with :func:`rnnlab.training.load.load_run`).
 
-``load_run(run_dir)`` rebuilds the task and model of a run directory written by
-``rnnlab train`` (``config.json`` + ``checkpoints/<tag>/model.safetensors``).
-``char_activations(task, model, text)`` runs a ``charlm`` model over ``text`` and returns one
-hidden vector per character, ``[T, H]``: the state after reading that character.
+``char_activations(task, model, text)`` runs the model over ``text`` and returns one hidden
+vector per character, ``[T, H]``: the state after reading that character.
+``first_cell_inputs`` gives the inputs its first cell sees (the embedded characters).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnlab import tasks
 from rnnlab.analysis.gradients import model_cells, recording_states
 from rnnlab.cells.base import Cell
 from rnnlab.errors import ConfigError
 from rnnlab.layers.unroll import Recurrent
 from rnnlab.tasks.base import Task
-from rnnlab.training import checkpoint
-from rnnlab.training.config import make_config
-
-
-def load_run(run_dir: str | Path, tag: str = "best") -> tuple[Task, nn.Module]:
-    """``(task, model in eval mode on the CPU)`` of a run; ``tag`` is ``best``, ``last`` or a
-    ``step-N`` folder (``best`` falls back to ``last`` when the run never validated)."""
-    run_dir = Path(run_dir)
-    saved = checkpoint.read_config(run_dir)
-    config = make_config(saved["task"], base=saved, device="cpu")
-    if tag == "best" and not (run_dir / checkpoint.CHECKPOINTS / "best").exists():
-        tag = "last"
-    task = tasks.create(config.task, config, run_dir)
-    model = task.build_model()
-    checkpoint.load_weights(model, checkpoint.checkpoint_dir(run_dir, tag))
-    return task, model.eval()
 
 
 def first_cell(model: nn.Module) -> Cell:

@@ -34,7 +34,7 @@ def _run_flag(parser: argparse.ArgumentParser) -> None:
         "--run", type=Path, help="a training run directory: analyse its model's first cell"
     )
     parser.add_argument(
-        "--checkpoint", default="best", help="checkpoint of --run: best, last or step-N (best)"
+        "--checkpoint", help="checkpoint of --run: best or last (best when it exists)"
     )
 
 
@@ -43,10 +43,11 @@ def _first_cell(args: argparse.Namespace):
     import rnnlab.cells
 
     if getattr(args, "run", None) is not None:
-        from rnnlab.analysis.runs import first_cell, load_run
+        from rnnlab.analysis.runs import first_cell
+        from rnnlab.training.load import load_run
 
-        _, model = load_run(args.run, args.checkpoint)
-        return first_cell(model), f"{args.run} ({args.checkpoint})"
+        _, model, _ = load_run(args.run, args.checkpoint, device="cpu")
+        return first_cell(model), f"{args.run}"
     torch.manual_seed(args.seed)
     cell = rnnlab.cells.create(args.cell, input_size=args.input_size, hidden_size=args.hidden)
     return cell, f"fresh {args.cell}, hidden {args.hidden}"
@@ -124,14 +125,15 @@ def _contractivity(args: argparse.Namespace) -> int:
     from rnnlab.analysis.dynamics import contractivity, plot_contractivity
 
     if args.run is not None:
-        from rnnlab.analysis.runs import default_python_text, first_cell_inputs, load_run
+        from rnnlab.analysis.runs import default_python_text, first_cell_inputs
+        from rnnlab.training.load import load_run
 
-        task, model = load_run(args.run, args.checkpoint)
+        task, model, _ = load_run(args.run, args.checkpoint, device="cpu")
         text = default_python_text(task)
         chunk = len(text) // args.batch
         texts = [text[i * chunk : i * chunk + args.seq_len] for i in range(args.batch)]
         cell, x = first_cell_inputs(task, model, texts)
-        what = f"{args.run} ({args.checkpoint}), {args.batch} pieces of its test text"
+        what = f"{args.run}, {args.batch} pieces of its test text"
     else:
         cell, what = _first_cell(args)
         generator = torch.Generator().manual_seed(args.seed)
@@ -166,9 +168,10 @@ def _cliff(args: argparse.Namespace) -> int:
 def _cells(args: argparse.Namespace) -> int:
     from rnnlab.analysis.cell_page import write_cell_page
     from rnnlab.analysis.interpret import label_prefix, rank_cells
-    from rnnlab.analysis.runs import char_activations, default_python_text, load_run
+    from rnnlab.analysis.runs import char_activations, default_python_text
+    from rnnlab.training.load import load_run
 
-    task, model = load_run(args.run, args.checkpoint)
+    task, model, _ = load_run(args.run, args.checkpoint, device="cpu")
     source = Path(args.text).read_text() if args.text else default_python_text(task)
     try:
         text, labels = label_prefix(source, args.chars, args.offset)
@@ -257,7 +260,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("cells", help="HTML page of cells tracking Python syntax (char LM run)")
     p.add_argument("--run", type=Path, required=True, help="a charlm run directory")
-    p.add_argument("--checkpoint", default="best", help="best, last or step-N (best)")
+    p.add_argument("--checkpoint", help="best or last (best when it exists)")
     p.add_argument("--text", type=Path, help="Python file to analyse (default: the test split)")
     p.add_argument("--layer", type=int, default=-1, help="recurrent layer, 0-based (-1: top)")
     p.add_argument("--chars", type=int, default=4000, help="characters analysed (4000)")
