@@ -61,7 +61,7 @@ def test_contractivity_of_a_contractive_cell():
     "argv",
     [
         ["scalar"],
-        ["cliff", "--steps", "10"],
+        ["cliff", "--steps", "10", "--resolution", "30"],
         ["spectrum", "--cell", "gru", "--hidden", "8"],
         ["contractivity", "--hidden", "4", "--seq-len", "9", "--batch", "2"],
         ["compare-gradients", "--seq-len", "12", "--hidden", "6", "--batch", "2"],

@@ -68,7 +68,14 @@ def descend(
     return Trajectory(torch.stack(points).numpy(), np.array(losses), np.array(norms), clip)
 
 
-def plot_cliff(path, start=(6.0, -3.0), lr: float = 2.0, steps: int = 100, clip: float = 0.5):
+def plot_cliff(
+    path,
+    start=(6.0, -3.0),
+    lr: float = 2.0,
+    steps: int = 100,
+    clip: float = 0.5,
+    resolution: int = 200,
+):
     """Draw log10 L over (w, b) with unclipped and clipped descent from ``start``; return
     ``(path, unclipped, clipped)``."""
     from rnnlab.analysis.plots import plt, save
@@ -77,7 +84,7 @@ def plot_cliff(path, start=(6.0, -3.0), lr: float = 2.0, steps: int = 100, clip:
     clipped = descend(start, lr, steps, clip=clip)
     both = np.concatenate([plain.points, clipped.points])
     low, high = np.minimum(both.min(0) - 1, (-2, -8)), np.maximum(both.max(0) + 1, (12, 8))
-    w, b, surface = loss_surface((low[0], high[0]), (low[1], high[1]))
+    w, b, surface = loss_surface((low[0], high[0]), (low[1], high[1]), resolution)
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [3, 2]})
     mesh = ax.pcolormesh(w, b, np.log10(surface + 1e-12), shading="auto", cmap="viridis")
     fig.colorbar(mesh, ax=ax, label="log10 L(w, b)")

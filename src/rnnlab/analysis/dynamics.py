@@ -134,14 +134,13 @@ def plot_scalar_systems(path, steps: int = 40) -> dict[float, list[tuple[float, 
     axes[0].legend(fontsize=7)
 
     ws = np.linspace(0.0, 3.0, 301)
+    by_sign = [{round(np.sign(h)): (h, s) for h, s in tanh_fixed_points(w)} for w in ws]
     for stable, style, label in ((True, "b-", "stable"), (False, "r--", "unstable")):
         for branch in (-1, 0, 1):
-            ys = []
-            for w in ws:
-                pts = {round(np.sign(h)): (h, s) for h, s in tanh_fixed_points(w)}
-                h, s = pts.get(branch, (np.nan, stable))
-                ys.append(h if s == stable else np.nan)
-            axes[1].plot(ws, ys, style, lw=2, label=label if branch == 0 or branch == 1 else None)
+            ys = [
+                p[branch][0] if branch in p and p[branch][1] == stable else np.nan for p in by_sign
+            ]
+            axes[1].plot(ws, ys, style, lw=2, label=label)
     for w in ws[::15]:
         for h0 in (-0.9, 0.3, 0.9):
             axes[1].plot(w, iterate_tanh(w, h0, 500)[-1], "k.", ms=3)

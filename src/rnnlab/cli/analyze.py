@@ -153,7 +153,9 @@ def _contractivity(args: argparse.Namespace) -> int:
 def _cliff(args: argparse.Namespace) -> int:
     from rnnlab.analysis.cliff import plot_cliff
 
-    _, plain, clipped = plot_cliff(args.out, tuple(args.start), args.lr, args.steps, args.clip)
+    _, plain, clipped = plot_cliff(
+        args.out, tuple(args.start), args.lr, args.steps, args.clip, args.resolution
+    )
     print(f"wrote {args.out}")
     for name, traj in (("no clipping", plain), (f"clip {args.clip}", clipped)):
         jump = np.linalg.norm(np.diff(traj.points, axis=0), axis=1).max()
@@ -255,6 +257,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=2.0, help="learning rate (2.0)")
     p.add_argument("--steps", type=int, default=100, help="gradient steps (100)")
     p.add_argument("--clip", type=float, default=0.5, help="gradient norm threshold (0.5)")
+    p.add_argument("--resolution", type=int, default=200, help="grid points per axis (200)")
     p.add_argument("--out", type=Path, default=Path("cliff.png"))
     p.set_defaults(func=_cliff)
 
