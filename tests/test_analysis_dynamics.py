@@ -15,7 +15,7 @@ from rnnlab.cli.main import main
 def test_tanh_fixed_points_match_the_analytic_ones(w):
     points = dynamics.tanh_fixed_points(w)
     if w <= 1:
-        assert points == [(0.0, True)] if w < 1 else points == [(0.0, False)]
+        assert points == [(0.0, True)]  # at w = 1 attracting, though not hyperbolic
         return
     (neg, s_neg), (zero, s_zero), (pos, s_pos) = points
     assert zero == 0.0 and not s_zero and s_neg and s_pos

@@ -101,15 +101,17 @@ def linear_scalar_trajectories(steps: int = 40, h0: float = 1.0) -> dict[str, np
 
 
 def tanh_fixed_points(w: float) -> list[tuple[float, bool]]:
-    """Fixed points of ``h = tanh(w h)`` with their stability ``|w (1 - h^2)| < 1``.
+    """Fixed points of ``h = tanh(w h)`` with their stability.
 
     0 is always one; for ``w > 1`` the others are ``+-h_f``, the positive root of
-    ``tanh(w h) - h`` (found by bracketing: it lies in ``(0, 1)``)."""
+    ``tanh(w h) - h`` (found by bracketing: it lies in ``(0, 1)``). A fixed point is stable when
+    ``|w (1 - h^2)| < 1``; at ``|w| = 1`` the point 0 is not hyperbolic but still attracting
+    (``|tanh(w h)| < |h|``), so it counts as stable there."""
     points = [0.0]
     if w > 1:
         h_f = brentq(lambda h: np.tanh(w * h) - h, 1e-12, 1.0, xtol=1e-15)
         points = [-h_f, 0.0, h_f]
-    return [(h, abs(w * (1 - h * h)) < 1) for h in points]
+    return [(h, abs(w * (1 - h * h)) < 1 or (h == 0.0 and abs(w) == 1)) for h in points]
 
 
 def iterate_tanh(w: float, h0: float, steps: int) -> np.ndarray:
