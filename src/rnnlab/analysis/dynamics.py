@@ -77,6 +77,8 @@ def plot_spectrum(cell: Cell, path, title: str = "") -> dict[str, float]:
     ax_eig.set_aspect("equal", adjustable="datalim")
     ax_eig.legend(fontsize=7, loc="upper left")
     ax_sv.axhline(1.0, color="k", ls="--", lw=0.8)
+    largest = max(float(spectrum(b)[1][0]) for b in blocks.values())
+    ax_sv.set_ylim(0, max(1.2, 1.05 * largest))
     ax_sv.set(xlabel="index", ylabel="singular value", title="Singular values (descending)")
     ax_sv.legend(fontsize=7)
     if title:
@@ -189,7 +191,9 @@ def contractivity(
     where ``J_t = d state_t / d state_{t-1}`` (full state, e.g. (h, c) for LSTM) along the real
     trajectory, and ``errors[i]`` is the mean over the batch of ``||h_T - h_T^(k)||`` with
     ``h_T^(k)`` the state after running only the last ``k = ks[i]`` steps from the initial state
-    (``k < T``; at ``k = T`` the two coincide).
+    (``k < T``; at ``k = T`` the two coincide). ``decay_rate`` is the observed error decay per
+    step, ``(errors[-1] / errors[0]) ** (1 / (ks[-1] - ks[0]))``: lambda bounds it from above
+    for a contractive cell, and it can be well below 1 even when one step is not contractive.
     """
     steps, batch = x.shape[:2]
     if state is None:
@@ -217,16 +221,23 @@ def contractivity(
     for k in ks:
         truncated = _flat(_run(cell, xp[steps - k :], state))
         errors.append(float((final - truncated).norm(dim=-1).mean()))
+    positive = [(k, e) for k, e in zip(ks, errors) if e > 0]
+    rate = float("nan")
+    if len(positive) >= 2:
+        (k0, e0), (k1, e1) = positive[0], positive[-1]
+        rate = (e1 / e0) ** (1.0 / (k1 - k0))
     return {
         "lambda": max(norms),
         "lambda_mean": float(np.mean(norms)),
         "ks": ks,
         "errors": errors,
+        "decay_rate": rate,
     }
 
 
 def plot_contractivity(result: dict, path, title: str = "") -> None:
-    """Error of the k-step truncated cell against k (log scale) with the lambda^k slope."""
+    """Error of the k-step truncated cell against k (log scale) with the lambda^k slope;
+    ``title`` says which cell (the measured lambda is added)."""
     from rnnlab.analysis.plots import plt, save
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -237,8 +248,10 @@ def plot_contractivity(result: dict, path, title: str = "") -> None:
     if lam < 1:
         ax.semilogy(ks, errors[0] * lam ** (ks - ks[0]), "k--", label=f"lambda^k, lambda={lam:.3f}")
     ax.set(xlabel="k (steps kept by the truncated model)", ylabel="error at the last step")
-    ax.set_title(
-        title or f"Truncation error; measured lambda = {lam:.3f} (mean {result['lambda_mean']:.3f})"
+    measured = (
+        f"lambda = {lam:.3f} (mean {result['lambda_mean']:.3f}), "
+        f"error decays x{result['decay_rate']:.3f} per step"
     )
+    ax.set_title(f"{title}\n{measured}" if title else measured, fontsize=10)
     ax.legend(fontsize=8)
     save(fig, path)

@@ -141,10 +141,11 @@ def _contractivity(args: argparse.Namespace) -> int:
         x = x * args.input_scale
         what += f", inputs N(0, {args.input_scale}^2)"
     result = contractivity(cell, x)
-    plot_contractivity(result, args.out, f"lambda = {result['lambda']:.3f}")
+    plot_contractivity(result, args.out, what)
     print(f"wrote {args.out}  ({what})")
     print(f"lambda (max ||d state_t/d state_t-1||_2) = {result['lambda']:.4f}")
     print(f"mean ||d state_t/d state_t-1||_2          = {result['lambda_mean']:.4f}")
+    print(f"observed error decay per step            = {result['decay_rate']:.4f}")
     for k, error in zip(result["ks"], result["errors"]):
         print(f"k = {k:4d}: truncation error {error:.3g}")
     return 0
