@@ -43,7 +43,7 @@ class CharLM(Task):
         "embed": 64,
         "seq_len": 100,
         "batch_size": 32,
-        "lr": 2e-3,
+        "lr": 4e-3,
         "clip_norm": 5.0,
         "max_minutes": 5.0,
     }
@@ -91,6 +91,14 @@ class CharLM(Task):
             self._ids[split] = self.vocab.encode(text)
         return self._ids[split]
 
+    def describe(self) -> str:
+        fp = self.corpus.fingerprint
+        sizes = "/".join(f"{len(self.corpus.split(k)):,}" for k in ("train", "valid", "test"))
+        return (
+            f"{fp['source']}: {fp['files']} file(s), {sizes} train/valid/test characters, "
+            f"vocabulary {len(self.vocab)}"
+        )
+
     def save(self, run_dir: Path) -> None:
         self.vocab.save(run_dir / VOCAB)
         (run_dir / DATA).write_text(json.dumps(self.corpus.fingerprint, indent=2) + "\n")
@@ -102,8 +110,21 @@ class CharLM(Task):
     def _train_batches(self) -> StreamBatches:
         if self._train is None:
             c = self.config
+            self._check_same_data()
             self._train = StreamBatches(self.ids("train"), c.batch_size, c.seq_len)
         return self._train
+
+    def _check_same_data(self) -> None:
+        """A resumed run must train on the data it started with."""
+        if self.run_dir is None or not (self.run_dir / DATA).is_file():
+            return
+        recorded = json.loads((self.run_dir / DATA).read_text())
+        if recorded.get("sha256") != self.corpus.fingerprint["sha256"]:
+            raise DataError(
+                f"the training data changed since {self.run_dir} started (sha256 "
+                f"{recorded.get('sha256', '?')[:12]}... -> "
+                f"{self.corpus.fingerprint['sha256'][:12]}...); start a new run"
+            )
 
     def steps_per_epoch(self) -> int:
         return len(self._train_batches())

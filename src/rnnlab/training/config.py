@@ -39,7 +39,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "max_minutes": None,
     "epochs": None,
     "eval_every": 500,
-    "sample_every": 500,
+    "sample_every": 250,
     "log_every": 50,
     "log_grad_flow": None,
     "recovery_patience": 5,
@@ -89,7 +89,7 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-minutes", type=float, help="stop after X minutes of training")
     g.add_argument("--epochs", type=int, help="stop after N passes over the training data")
     g.add_argument("--eval-every", type=int, help="validate every N steps (500)")
-    g.add_argument("--sample-every", type=int, help="print a sample every N steps (500)")
+    g.add_argument("--sample-every", type=int, help="print a sample every N steps (250)")
     g.add_argument(
         "--log-grad-flow", type=int, metavar="EVERY", help="log dL_T/dh_t every N steps (off)"
     )
@@ -104,7 +104,8 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
     """The settings the user gave explicitly (parsed defaults are ``None``)."""
-    return {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "debug")}
+    skip = ("func", "debug", "command")
+    return {k: v for k, v in vars(args).items() if v is not None and k not in skip}
 
 
 def task_argument_defaults(task_cls) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -132,6 +133,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.carried: Any = None
         self.elapsed = 0.0  # seconds of training before this session
+        self.started: float | None = None  # monotonic time training started, minus elapsed
         self.lr_scale = 1.0  # lowered by roll-backs
         self.clipped = 0
         self.best: float | None = None
@@ -146,8 +148,16 @@ class Trainer:
     # ----------------------------------------------------------------------------- the loop
     def fit(self) -> dict[str, float]:
         """Train until the budget is spent or Ctrl-C; return the last validation metrics."""
-        started = time.monotonic() - self.elapsed
-        self.started = started
+        self.started = time.monotonic() - self.elapsed
+        batches = self.task.train_batches(self.epoch, self.batch_in_epoch)  # data errors first
+        params = sum(p.numel() for p in self.model.parameters())
+        c, about = self.config, self.task.describe()
+        self._print(
+            f"task {self.task.name}{' | ' + about if about else ''}\n"
+            f"model: {c.cell} {c.layers}x{c.hidden}, {params:,} parameters | {c.optimizer} "
+            f"lr {c.lr:g} ({c.schedule}) | batch {c.batch_size} x {c.seq_len} | {self.device}"
+            + (f" | resumed at step {self.step}" if self.step else "")
+        )
         bar = tqdm(
             total=self.config.max_steps,
             initial=self.step,
@@ -157,65 +167,64 @@ class Trainer:
             file=sys.stderr,
         )
         previous_handler = self._catch_interrupt()
-        self._window = [0.0, 0, 0.0, time.monotonic()]  # loss sum, steps, units, start time
+        self._window = _Window()
         try:
             while not self._budget_spent():
-                epoch_done = self._run_epoch(bar)
-                if epoch_done:
+                if self._run_epoch(bar, batches):
                     self.epoch, self.batch_in_epoch, self.carried = self.epoch + 1, 0, None
+                batches = self.task.train_batches(self.epoch, self.batch_in_epoch)
         finally:
             signal.signal(signal.SIGINT, previous_handler)
             bar.close()
-        self.elapsed = time.monotonic() - started
+        self.elapsed = self._elapsed_now()
         last_eval = self.last_eval
         if self.stop_requested:
             self._save(("last",))
-            self._print(f"interrupted at step {self.step}: saved {self.run_dir}; --resume it")
+            self._print(
+                f"interrupted at step {self.step}; saved. Continue with: "
+                f"rnnlab train --resume {self.run_dir}"
+            )
             return last_eval
         if not last_eval or last_eval.get("step") != self.step:
             last_eval = self._validate(None)
+        if self.step % self.config.sample_every != 0:
+            self._print_sample(None)
         self._print(self._summary(last_eval))
         return last_eval
 
-    def _run_epoch(self, bar: tqdm) -> bool:
-        """Train on the rest of the current epoch; ``True`` when its batches are exhausted,
+    def _run_epoch(self, bar: tqdm, batches: Iterator[Any]) -> bool:
+        """Train on ``batches``, the rest of the current epoch; ``True`` when they are exhausted,
         ``False`` when the budget ran out or a roll-back moved the position."""
         started_at = self.batch_in_epoch
-        for batch in self.task.train_batches(self.epoch, self.batch_in_epoch):
-            loss, count, rolled_back = self._train_step(batch)
+        for batch in batches:
+            loss, metrics, rolled_back = self._train_step(batch)
             bar.update(1)
             if rolled_back:
                 return False
             window = self._window
-            if math.isfinite(loss):
-                window[0] += loss
-                window[1] += 1
-            window[2] += count
-            rate = window[2] / max(time.monotonic() - window[3], 1e-9)
-            mean = window[0] / max(window[1], 1)
-            bar.set_postfix_str(f"loss {mean:.3f} | {rate:,.0f} {self.task.unit}/s", refresh=False)
-            if self.step % self.config.log_every == 0 or self.stop_requested:
+            window.add(loss, metrics)
+            rate = window.units / max(time.monotonic() - window.start, 1e-9)
+            shown = f"loss {window.mean('loss'):.3f} | {rate:,.0f} {self.task.unit}/s"
+            bar.set_postfix_str(shown, refresh=False)
+            spent = self._budget_spent()
+            if self.step % self.config.log_every == 0 or spent:
+                means = {k: window.mean(k) for k in window.sums}
                 self._log(
-                    {
-                        "split": "train",
-                        "loss": mean,
-                        f"{self.task.unit}_per_s": rate,
-                        **self._counters(),
-                    }
+                    {"split": "train", **means, f"{self.task.unit}_per_s": rate, **self._counters()}
                 )
-                self._window = [0.0, 0, 0.0, time.monotonic()]
+                self._window = _Window()
             if self.step % self.config.eval_every == 0:
                 self.last_eval = self._validate(bar)
             if self.step % self.config.sample_every == 0:
                 self._print_sample(bar)
-            if self._budget_spent():
+            if spent:
                 return False
         if started_at == 0 and self.batch_in_epoch == 0:
             raise DataError(f"task {self.task.name!r} produced no training batches")
         return True
 
-    def _train_step(self, batch: Any) -> tuple[float, float, bool]:
-        """One step; returns (loss, count of units in the batch, whether it rolled back)."""
+    def _train_step(self, batch: Any) -> tuple[float, dict[str, float], bool]:
+        """One step; returns (loss, the task's metrics, whether it rolled back)."""
         config = self.config
         self.model.train()
         for group in self.optimizer.param_groups:
@@ -245,12 +254,12 @@ class Trainer:
             self._print(f"step {self.step}: non-finite loss or gradient; step skipped")
             if self.guard.must_roll_back:
                 self._roll_back()
-                return loss_value, 0.0, True
-        return loss_value, float(metrics.get("count", 0.0)), False
+                return loss_value, {}, True
+        return loss_value, metrics, False
 
     # ----------------------------------------------------------------------------- budget
     def _minutes(self) -> float:
-        return (time.monotonic() - self.started) / 60.0
+        return self._elapsed_now() / 60.0
 
     def _progress(self) -> float:
         """Fraction of the budget used (the largest over the budgets given)."""
@@ -350,8 +359,7 @@ class Trainer:
         }
 
     def _elapsed_now(self) -> float:
-        started = getattr(self, "started", None)
-        return self.elapsed if started is None else time.monotonic() - started
+        return self.elapsed if self.started is None else time.monotonic() - self.started
 
     def _save(self, tags: tuple[str, ...], metrics: dict[str, float] | None = None) -> None:
         checkpoint.save_checkpoint(
@@ -404,6 +412,27 @@ class Trainer:
             bar.write(text, file=self.out)
         else:
             print(text, file=self.out, flush=True)
+
+
+class _Window:
+    """Running sums of the training loss and the task's metrics since the last log line."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.units = 0.0
+        self.start = time.monotonic()
+
+    def add(self, loss: float, metrics: dict[str, float]) -> None:
+        self.units += float(metrics.get("count", 0.0))
+        values = {"loss": loss, **{k: v for k, v in metrics.items() if k != "count"}}
+        for key, value in values.items():
+            if math.isfinite(value):
+                self.sums[key] = self.sums.get(key, 0.0) + float(value)
+                self.counts[key] = self.counts.get(key, 0) + 1
+
+    def mean(self, key: str) -> float:
+        return self.sums.get(key, math.nan) / max(self.counts.get(key, 0), 1)
 
 
 def _to_lists(value: Any) -> Any:
