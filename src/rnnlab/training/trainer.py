@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from rnnlab.analysis.gradients import GradFlowLogger
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.tasks.base import Task
 from rnnlab.training import checkpoint
@@ -123,6 +124,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         self.model = task.build_model().to(self.device)
+        every = getattr(config, "log_grad_flow", None)
+        self.grad_flow = GradFlowLogger(every, self.run_dir) if every else None
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
         self.guard = NonFiniteGuard(patience=config.recovery_patience)
         self.step = 0  # optimizer steps taken (skipped steps count too: they consume data)
@@ -228,6 +231,9 @@ class Trainer:
             group["lr"] = config.lr * self.lr_scale * self._lr_factor()
         batch = self.task.to_device(batch, self.device)
         state = state_to(self.carried, self.device) if self.carried is not None else None
+        if self.grad_flow is not None:
+            task, model = self.task, self.model
+            self.grad_flow(self.step, model, lambda: task.loss(model, batch, state)[0])
         loss, new_state, metrics = self.task.loss(self.model, batch, state)
         self.optimizer.zero_grad(set_to_none=True)
         loss_value = float(loss.detach())
