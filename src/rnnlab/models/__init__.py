@@ -1,0 +1,1 @@
+"""Models: a task's shape around cells (one module per model)."""
