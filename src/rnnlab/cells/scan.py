@@ -42,14 +42,9 @@ from rnnlab.fast.scan import linear_scan
 from rnnlab.layers.unroll import reverse_padded
 
 
-def g(v: Tensor) -> Tensor:
-    """The paper's positive activation for candidate states: ``v + 0.5`` if ``v >= 0`` else
-    ``sigmoid(v)`` (continuous at 0, where both pieces are 0.5)."""
-    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
-
-
 def log_g(v: Tensor) -> Tensor:
-    """``log g(v)``, computed without forming ``g`` for negative ``v``."""
+    """``log g(v)`` of the paper's positive activation for candidate states, ``g(v) = v + 0.5``
+    for ``v >= 0`` and ``sigmoid(v)`` otherwise (continuous at 0), without forming ``g``."""
     return torch.where(v >= 0, torch.log(F.relu(v) + 0.5), -F.softplus(-v))
 
 

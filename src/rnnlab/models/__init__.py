@@ -1,1 +1,1 @@
-"""Models: a task's shape around cells (one module per model)."""
+"""Models: task heads around recurrent layers (language model, classifier, ...)."""
