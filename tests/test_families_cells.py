@@ -53,7 +53,7 @@ def test_gradcheck(name, kwargs):
         y, state = unroll(cell, x, h0)
         return y, flat(state)
 
-    assert torch.autograd.gradcheck(run, (x, *params))
+    assert torch.autograd.gradcheck(run, (x, *params), fast_mode=True)
 
 
 @pytest.mark.parametrize("name,kwargs", FUSED)
@@ -67,7 +67,7 @@ def test_fused_gradcheck_with_lengths(name, kwargs):
         y, state = cell.fused_unroll(x, h0, lengths, reverse=False)
         return y, flat(state)
 
-    assert torch.autograd.gradcheck(run, (x, *cell.parameters()))
+    assert torch.autograd.gradcheck(run, (x, *cell.parameters()), fast_mode=True)
 
 
 @pytest.mark.parametrize("name,kwargs", FAMILIES)
