@@ -63,6 +63,14 @@ class Cell(nn.Module):
             state = self.init_state(x_t.shape[0], x_t.device, x_t.dtype)
         return self.step(self.precompute(x_t.unsqueeze(0))[0], state)
 
+    def fused_unroll(
+        self, x: Tensor, state: State, lengths: Tensor | None, reverse: bool
+    ) -> tuple[Tensor, State] | None:
+        """Optional fast path: the result of ``rnnlab.layers.unroll(self, x, state, lengths,
+        reverse)`` computed faster (``y [T, B, output_size]``, final state), or ``None`` when the
+        cell has none. ``lengths`` is validated already."""
+        return None
+
     def torch_kernel(self) -> tuple[str, list[Tensor]] | None:
         """``(mode, [w_ih, w_hh, b_ih, b_hh, (w_hr)])`` when torch's fused kernel computes exactly
         this cell (mode ``"LSTM"``, ``"GRU"``, ``"RNN_TANH"`` or ``"RNN_RELU"``), else ``None``."""

@@ -1,0 +1,1 @@
+"""Regularisation and normalisation for recurrent networks."""
