@@ -112,6 +112,8 @@ class FusedGRU(torch.autograd.Function):
         dhw_all = torch.empty(shape, dtype=dtype, device=device) if spec.norm_hh else dhp_all
         dh = torch.zeros_like(saved["h"][spec.order[0]]) if dh is None else dh
         dys = dy.unbind(0)
+        if spec.norm_hh is not None:
+            spec.norm_hh.zero_grads()
         for t in reversed(spec.order):
             h_prev, rz, n, hn = saved["h"][t], saved["rz"][t], saved["n"][t], saved["hn"][t]
             r, z = rz[:, :hidden], rz[:, hidden:]
@@ -140,5 +142,4 @@ class FusedGRU(torch.autograd.Function):
         dw_hh = dhw_flat.t() @ h_prev
         db_hh = dhp_all.sum((0, 1)) if ctx.has_bias else None
         norm_grads = [] if spec.norm_hh is None else spec.norm_hh.grads
-        ctx.saved = None
         return (None, dxp, dh, dw_hh, db_hh, *norm_grads)

@@ -157,6 +157,9 @@ class FusedLSTM(torch.autograd.Function):
         dh = torch.zeros_like(saved["h"][spec.order[0]]) if dh is None else dh
         dc = torch.zeros_like(saved["c"][spec.order[0]]) if dc is None else dc
         dys = dy.unbind(0)
+        for norm in (spec.norm_hh, spec.norm_c):
+            if norm is not None:
+                norm.zero_grads()
         for t in reversed(spec.order):
             s, g, o = saved["act"][t]
             tc, c_prev = saved["tc"][t], saved["c"][t]
@@ -221,5 +224,4 @@ class FusedLSTM(torch.autograd.Function):
             dh_rev = torch.stack(dh_out[::-1]).flatten(0, 1)
             dw_hr = dh_rev.t() @ m
         norm_grads = [g for n in (spec.norm_hh, spec.norm_c) if n is not None for g in n.grads]
-        ctx.saved = None
         return (None, dxg, dh, dc, dw_hh, dpeep, dw_hr, *norm_grads)

@@ -134,6 +134,9 @@ class StepNorm:
     def backward(self, dy: Tensor, saved: tuple) -> Tensor:
         raise NotImplementedError
 
+    def zero_grads(self) -> None:
+        self.grads = [None] * len(self.params)
+
     def _accumulate(self, *grads: Tensor | None) -> None:
         for k, g in enumerate(grads):
             if g is not None:
