@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnlab.fast.loop import step_indices, valid_masks
+from rnnlab.fast.loop import fast_tanh, step_indices, valid_masks
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 
@@ -58,7 +58,7 @@ def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
     hidden = spec.hidden
     xs = xp.unbind(0)
     w_hh_t = w_hh.t()
-    y = xp.new_zeros(xp.shape[0], xp.shape[1], hidden)
+    outputs = []
     keep = saved is not None
     if keep:
         for name in ("h", "rz", "n", "hn", "norm_hh"):
@@ -75,17 +75,18 @@ def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
                 saved["norm_hh"][t] = norm_saved
         rz = (x_t[:, : 2 * hidden] + hp[:, : 2 * hidden]).sigmoid()
         hn = hp[:, 2 * hidden :]
-        n = torch.addcmul(x_t[:, 2 * hidden :], rz[:, :hidden], hn).tanh()
+        n = fast_tanh(torch.addcmul(x_t[:, 2 * hidden :], rz[:, :hidden], hn))
         h_new = torch.lerp(n, h, rz[:, hidden:])
         if keep:
             saved["h"][t], saved["rz"][t], saved["n"][t], saved["hn"][t] = h, rz, n, hn
         if spec.valid is None:
             h = h_new
-            y[t] = h_new
         else:
             v = spec.valid[t]
             h = torch.where(v, h_new, h)
-            y[t] = h_new * v
+            h_new = h_new * v
+        outputs.append(h_new)
+    y = torch.stack(outputs[::-1] if spec.order[0] > spec.order[-1] else outputs)
     return y, h
 
 

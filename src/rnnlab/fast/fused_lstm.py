@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnlab.fast.loop import step_indices, valid_masks
+from rnnlab.fast.loop import fast_tanh, step_indices, valid_masks
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 
@@ -79,12 +79,13 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
     xs = xg.unbind(0)
     w_hh_t = w_hh.t()
     w_hr_t = None if w_hr is None else w_hr.t()
-    y = xg.new_zeros(xg.shape[0], xg.shape[1], h.shape[-1])
     keep = saved is not None
     if keep:
         for name in ("h", "c", "act", "tc", "c_new", "m", "norm_hh", "norm_c"):
             saved[name] = {}
-    sig_end = hidden if coupled else 2 * hidden
+    g_start = hidden if coupled else 2 * hidden
+    g_end = g_start + hidden
+    outputs = []
     for t in spec.order:
         if spec.norm_hh is None:
             a = torch.addmm(xs[t], h, w_hh_t)
@@ -94,28 +95,28 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
             if keep:
                 saved["norm_hh"][t] = norm_saved
         if peephole is not None:
-            a = a.clone()
-            a[:, :hidden] += peephole[0] * c
+            a[:, :hidden].addcmul_(peephole[0], c)
             if not coupled:
-                a[:, hidden : 2 * hidden] += peephole[1] * c
-        s = a[:, :sig_end].sigmoid()
-        g = a[:, sig_end : sig_end + hidden].tanh()
+                a[:, hidden : 2 * hidden].addcmul_(peephole[1], c)
+        a[:, g_start:g_end].mul_(2)  # tanh(a_g) = 2 sigmoid(2 a_g) - 1: one sigmoid for all
+        s = a.sigmoid() if peephole is None else a[:, :g_end].sigmoid()
+        g = s[:, g_start:g_end] * 2 - 1
         i = s[:, :hidden]
         if coupled:
             c_new = torch.addcmul(c, i, g - c)
         else:
-            c_new = torch.addcmul(s[:, hidden:] * c, i, g)
-        a_o = a[:, sig_end + hidden :]
-        if peephole is not None:
-            a_o = a_o + peephole[-1] * c_new
-        o = a_o.sigmoid()
+            c_new = torch.addcmul(s[:, hidden:g_start] * c, i, g)
+        if peephole is None:
+            o = s[:, g_end:]
+        else:
+            o = torch.addcmul(a[:, g_end:], peephole[-1], c_new).sigmoid_()
         if spec.norm_c is None:
             cn = c_new
         else:
             cn, norm_saved = spec.norm_c.forward(c_new, t)
             if keep:
                 saved["norm_c"][t] = norm_saved
-        tc = cn.tanh()
+        tc = fast_tanh(cn)
         m = o * tc
         h_new = m if w_hr_t is None else m @ w_hr_t
         if keep:
@@ -124,11 +125,12 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
             saved["tc"][t], saved["c_new"][t], saved["m"][t] = tc, c_new, m
         if spec.valid is None:
             h, c = h_new, c_new
-            y[t] = h_new
         else:
             v = spec.valid[t]
             h, c = torch.where(v, h_new, h), torch.where(v, c_new, c)
-            y[t] = h_new * v
+            h_new = h_new * v
+        outputs.append(h_new)
+    y = torch.stack(outputs[::-1] if spec.order[0] > spec.order[-1] else outputs)
     return y, h, c
 
 
@@ -189,7 +191,7 @@ class FusedLSTM(torch.autograd.Function):
                 torch.mul(dc_new * i, 1 - g * g, out=da[:, hidden : 2 * hidden])
                 dc = dc_new * (1 - i)
             else:
-                f = s[:, hidden:]
+                f = s[:, hidden : 2 * hidden]
                 torch.mul(dc_new * c_prev, f * (1 - f), out=da[:, hidden : 2 * hidden])
                 torch.mul(dc_new * i, 1 - g * g, out=da[:, 2 * hidden : 3 * hidden])
                 dc = dc_new * f
