@@ -40,6 +40,7 @@ from rnnlab.cells.base import Cell, check_positive, register
 from rnnlab.cells.init import init_recurrent_, init_uniform_, reset_weight_
 from rnnlab.cells.lstm import check_variants
 from rnnlab.fast.fused_gru import gru_unroll
+from rnnlab.fast.loop import linear_steps
 from rnnlab.regularize.normalization import RecurrentBatchNorm
 
 
@@ -116,12 +117,11 @@ class GRUCell(Cell):
     def precompute(self, x: Tensor) -> Tensor:
         """``W_ih x + b_ih`` for all steps (``LN_ih`` first with ``layer_norm``). With
         ``batch_norm`` only ``W_ih x``: it is normalised in :meth:`step`, which knows the step."""
-        xp = x @ self.weight_ih.T
-        if self.batch_norm:
-            return xp
+        if self.batch_norm or not self.bias:
+            return x @ self.weight_ih.T
         if self.layer_norm:
-            xp = self.ln_ih(xp)
-        return xp + self.bias_ih if self.bias else xp
+            return self.ln_ih(x @ self.weight_ih.T) + self.bias_ih
+        return linear_steps(x, self.weight_ih, self.bias_ih)
 
     def step(self, xp_t: Tensor, state: Tensor | BNGRUState):
         h_prev = state[0] if self.batch_norm else state

@@ -53,6 +53,7 @@ from rnnlab.cells.base import Cell, check_positive, register
 from rnnlab.cells.init import init_recurrent_, init_uniform_, reset_weight_
 from rnnlab.errors import ConfigError
 from rnnlab.fast.fused_lstm import lstm_unroll
+from rnnlab.fast.loop import linear_steps
 from rnnlab.regularize.normalization import RecurrentBatchNorm
 
 
@@ -186,12 +187,11 @@ class LSTMCell(Cell):
     def precompute(self, x: Tensor) -> Tensor:
         """``W_ih x`` for all steps; plus the bias, after ``LN_ih`` with ``layer_norm``. With
         ``batch_norm`` the input term is normalised in :meth:`step`, which knows the time step."""
-        xp = x @ self.weight_ih.T
-        if self.batch_norm:
-            return xp
+        if self.batch_norm or not self.bias:
+            return x @ self.weight_ih.T
         if self.layer_norm:
-            xp = self.ln_ih(xp)
-        return xp + self.gate_bias() if self.bias else xp
+            return self.ln_ih(x @ self.weight_ih.T) + self.gate_bias()
+        return linear_steps(x, self.weight_ih, self.gate_bias())
 
     def step(self, xp_t: Tensor, state: LSTMState | BNLSTMState):
         h_prev, c_prev = state[0], state[1]
