@@ -117,10 +117,11 @@ class GRUCell(Cell):
     def precompute(self, x: Tensor) -> Tensor:
         """``W_ih x + b_ih`` for all steps (``LN_ih`` first with ``layer_norm``). With
         ``batch_norm`` only ``W_ih x``: it is normalised in :meth:`step`, which knows the step."""
+        if self.layer_norm:
+            xp = self.ln_ih(x @ self.weight_ih.T)
+            return xp + self.bias_ih if self.bias else xp
         if self.batch_norm or not self.bias:
             return x @ self.weight_ih.T
-        if self.layer_norm:
-            return self.ln_ih(x @ self.weight_ih.T) + self.bias_ih
         return linear_steps(x, self.weight_ih, self.bias_ih)
 
     def step(self, xp_t: Tensor, state: Tensor | BNGRUState):
