@@ -120,8 +120,10 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
         m = o * tc
         h_new = m if w_hr_t is None else m @ w_hr_t
         if keep:
+            deriv = s * (1 - s)  # sigmoid'; tanh'(a_g) = 1 - g^2 = 4 s_g (1 - s_g)
+            deriv[:, g_start:g_end].mul_(4)
             saved["h"][t], saved["c"][t] = h, c
-            saved["act"][t] = (s, g, o)
+            saved["act"][t] = (s, g, o, deriv)
             saved["tc"][t], saved["c_new"][t], saved["m"][t] = tc, c_new, m
         if spec.valid is None:
             h, c = h_new, c_new
@@ -162,8 +164,10 @@ class FusedLSTM(torch.autograd.Function):
         for norm in (spec.norm_hh, spec.norm_c):
             if norm is not None:
                 norm.zero_grads()
+        g_start = hidden if coupled else 2 * hidden
+        g_end = g_start + hidden
         for t in reversed(spec.order):
-            s, g, o = saved["act"][t]
+            s, g, o, deriv = saved["act"][t]
             tc, c_prev = saved["tc"][t], saved["c"][t]
             i = s[:, :hidden]
             dh_new = dh + dys[t]
@@ -176,29 +180,32 @@ class FusedLSTM(torch.autograd.Function):
                 dm = dh_new @ w_hr
             else:
                 dm = dh_new
-            dtc = dm * o * (1 - tc * tc)
+            dtc = dm * o
+            dcn = torch.addcmul(dtc, dtc * tc, tc, value=-1)  # through tanh: (1 - tc^2)
             if spec.norm_c is not None:
-                dtc = spec.norm_c.backward(dtc, saved["norm_c"][t])
-            dc_new = dc + dtc
+                dcn = spec.norm_c.backward(dcn, saved["norm_c"][t])
+            dc_new = dc + dcn
+            # da: gradient of each activation, then times its derivative
             da = dxg[t]
-            da_o = da[:, -hidden:]
-            torch.mul(dm * tc, o * (1 - o), out=da_o)
-            if peephole is not None:
-                dc_new = dc_new + da_o * peephole[-1]
-            di_raw = dc_new * g if not coupled else dc_new * (g - c_prev)
-            torch.mul(di_raw, i * (1 - i), out=da[:, :hidden])
-            if coupled:
-                torch.mul(dc_new * i, 1 - g * g, out=da[:, hidden : 2 * hidden])
-                dc = dc_new * (1 - i)
+            da_o = da[:, g_end:]
+            if peephole is None:
+                torch.mul(dm, tc, out=da_o)
             else:
-                f = s[:, hidden : 2 * hidden]
-                torch.mul(dc_new * c_prev, f * (1 - f), out=da[:, hidden : 2 * hidden])
-                torch.mul(dc_new * i, 1 - g * g, out=da[:, 2 * hidden : 3 * hidden])
-                dc = dc_new * f
+                torch.mul(dm * tc, o * (1 - o), out=da_o)
+                dc_new.addcmul_(da_o, peephole[-1])
+            torch.mul(dc_new, g - c_prev if coupled else g, out=da[:, :hidden])
+            if not coupled:
+                torch.mul(dc_new, c_prev, out=da[:, hidden:g_start])
+            torch.mul(dc_new, i, out=da[:, g_start:g_end])
+            if peephole is None:
+                da.mul_(deriv)
+            else:
+                da[:, :g_end].mul_(deriv)
+            dc = dc_new * (1 - i) if coupled else dc_new * s[:, hidden:g_start]
             if peephole is not None:
-                dc = dc + da[:, :hidden] * peephole[0]
+                dc.addcmul_(da[:, :hidden], peephole[0])
                 if not coupled:
-                    dc = dc + da[:, hidden : 2 * hidden] * peephole[1]
+                    dc.addcmul_(da[:, hidden:g_start], peephole[1])
             if spec.norm_hh is not None:
                 dhw = spec.norm_hh.backward(da, saved["norm_hh"][t])
                 dhw_all[t] = dhw
@@ -207,21 +214,20 @@ class FusedLSTM(torch.autograd.Function):
             dh = dhw @ w_hh
             if spec.valid is not None:
                 dh, dc = dh + keep_h, dc + keep_c
-        order = spec.order
-        h_prev = torch.stack([saved["h"][t] for t in order]).flatten(0, 1)
-        dhw_flat = torch.stack([dhw_all[t] for t in order]).flatten(0, 1)
-        dw_hh = dhw_flat.t() @ h_prev
+        steps = range(shape[0])
+        h_prev = torch.stack([saved["h"][t] for t in steps]).flatten(0, 1)
+        dw_hh = dhw_all.flatten(0, 1).t() @ h_prev
         dpeep = dw_hr = None
         if peephole is not None:
-            c_prev = torch.stack([saved["c"][t] for t in order])
-            c_new = torch.stack([saved["c_new"][t] for t in order])
-            da = torch.stack([dxg[t] for t in order])
-            rows = [(da[..., :hidden] * c_prev).sum((0, 1))]
+            c_prev = torch.stack([saved["c"][t] for t in steps])
+            c_new = torch.stack([saved["c_new"][t] for t in steps])
+            rows = [(dxg[..., :hidden] * c_prev).sum((0, 1))]
             if not coupled:
-                rows.append((da[..., hidden : 2 * hidden] * c_prev).sum((0, 1)))
-            rows.append((da[..., -hidden:] * c_new).sum((0, 1)))
+                rows.append((dxg[..., hidden:g_start] * c_prev).sum((0, 1)))
+            rows.append((dxg[..., g_end:] * c_new).sum((0, 1)))
             dpeep = torch.stack(rows)
         if w_hr is not None:
+            order = spec.order
             m = torch.stack([saved["m"][t] for t in order]).flatten(0, 1)
             dh_rev = torch.stack(dh_out[::-1]).flatten(0, 1)
             dw_hr = dh_rev.t() @ m
