@@ -14,7 +14,7 @@ Variants (combinable, except ``layer_norm`` with ``batch_norm``):
 - ``batch_norm=True`` (recurrent batch norm, Cooijmans et al. 2017): the same two terms are
   batch-normalised with separate statistics for every time step, gains starting at 0.1 (see
   :class:`rnnlab.regularize.normalization.RecurrentBatchNorm`); the state is then
-  ``BNGRUState(h, step)``.
+  ``BNGRUState(h, step)`` (a plain ``h`` starts at step 0).
 - ``weight_norm=True`` (Salimans and Kingma 2016): ``W = g * V / ||V||`` row by row for ``W_ih``
   and ``W_hh`` (torch's ``parametrizations.weight_norm``).
 
@@ -41,7 +41,7 @@ from rnnlab.cells.init import init_recurrent_, init_uniform_, reset_weight_
 from rnnlab.cells.lstm import check_variants
 from rnnlab.fast.fused_gru import gru_unroll
 from rnnlab.fast.loop import linear_steps
-from rnnlab.regularize.normalization import RecurrentBatchNorm
+from rnnlab.regularize.normalization import RecurrentBatchNorm, state_steps
 
 
 class BNGRUState(NamedTuple):
@@ -125,11 +125,12 @@ class GRUCell(Cell):
         return linear_steps(x, self.weight_ih, self.bias_ih)
 
     def step(self, xp_t: Tensor, state: Tensor | BNGRUState):
-        h_prev = state[0] if self.batch_norm else state
+        h_prev = state if isinstance(state, Tensor) else state.h
         hp = h_prev @ self.weight_hh.T
         if self.batch_norm:
-            xp_t = self.bn_ih(xp_t, state.step)
-            hp = self.bn_hh(hp, state.step)
+            t = state_steps(state, h_prev)
+            xp_t = self.bn_ih(xp_t, t)
+            hp = self.bn_hh(hp, t)
             if self.bias:
                 xp_t = xp_t + self.bias_ih
         elif self.layer_norm:
@@ -143,11 +144,16 @@ class GRUCell(Cell):
         n = torch.tanh(xn + r * hn)
         h = n + z * (h_prev - n)
         if self.batch_norm:
-            return h, BNGRUState(h, state.step + 1)
+            return h, BNGRUState(h, t + 1)
         return h, h
 
     def fused_unroll(self, x, state, lengths=None, reverse=False):
-        return gru_unroll(self, x, state, lengths, reverse)
+        h = state if isinstance(state, Tensor) else state.h
+        step = state_steps(state, h) if self.batch_norm else None
+        y, h = gru_unroll(self, x, h, step, lengths, reverse)
+        if self.batch_norm:
+            return y, BNGRUState(h, step + (x.shape[0] if lengths is None else lengths))
+        return y, h
 
     def torch_kernel(self):
         if self.is_variant:

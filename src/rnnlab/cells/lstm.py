@@ -23,7 +23,8 @@ Variants (combinable, except ``layer_norm`` with ``batch_norm``):
 - ``batch_norm=True`` (Cooijmans et al. 2017): ``a_t = BN_ih(W_ih x_t; t) + BN_hh(W_hh h_{t-1}; t)
   + b_ih + b_hh`` and ``h_t = o_t * tanh(BN_c(c_t; t))`` with separate statistics for every time
   step (see :class:`rnnlab.regularize.normalization.RecurrentBatchNorm`; gains start at 0.1). The
-  state is then ``BNLSTMState(h, c, step)``.
+  state is then ``BNLSTMState(h, c, step)``; a state without ``step`` (torch's ``(h, c)``)
+  starts at step 0.
 - ``weight_norm=True`` (Salimans and Kingma 2016): ``W = g * V / ||V||`` row by row for ``W_ih``
   and ``W_hh`` (torch's ``parametrizations.weight_norm``; ``weight_ih`` stays readable).
 
@@ -54,7 +55,7 @@ from rnnlab.cells.init import init_recurrent_, init_uniform_, reset_weight_
 from rnnlab.errors import ConfigError
 from rnnlab.fast.fused_lstm import lstm_unroll
 from rnnlab.fast.loop import linear_steps
-from rnnlab.regularize.normalization import RecurrentBatchNorm
+from rnnlab.regularize.normalization import RecurrentBatchNorm, state_steps
 
 
 class LSTMState(NamedTuple):
@@ -197,7 +198,7 @@ class LSTMCell(Cell):
     def step(self, xp_t: Tensor, state: LSTMState | BNLSTMState):
         h_prev, c_prev = state[0], state[1]
         if self.batch_norm:
-            t = state.step
+            t = state_steps(state, h_prev)
             a = self.bn_ih(xp_t, t) + self.bn_hh(h_prev @ self.weight_hh.T, t)
             if self.bias:
                 a = a + self.gate_bias()
@@ -222,18 +223,23 @@ class LSTMCell(Cell):
         if self.layer_norm:
             c_out = self.ln_c(c)
         elif self.batch_norm:
-            c_out = self.bn_c(c, state.step)
+            c_out = self.bn_c(c, t)
         else:
             c_out = c
         h = torch.sigmoid(a_o) * torch.tanh(c_out)
         if self.proj_size:
             h = h @ self.weight_hr.T
         if self.batch_norm:
-            return h, BNLSTMState(h, c, state.step + 1)
+            return h, BNLSTMState(h, c, t + 1)
         return h, LSTMState(h, c)
 
     def fused_unroll(self, x, state, lengths=None, reverse=False):
-        return lstm_unroll(self, x, state, lengths, reverse)
+        h, c = state[0], state[1]
+        step = state_steps(state, h) if self.batch_norm else None
+        y, h, c = lstm_unroll(self, x, h, c, step, lengths, reverse)
+        if self.batch_norm:
+            return y, BNLSTMState(h, c, step + (x.shape[0] if lengths is None else lengths))
+        return y, LSTMState(h, c)
 
     def torch_kernel(self):
         if self.is_variant:

@@ -23,34 +23,31 @@ class GRUSpec:
     norm_hh: StepNorm | None
 
 
-def gru_unroll(cell, x: Tensor, state, lengths: Tensor | None, reverse: bool):
-    """Run ``cell`` (a ``GRUCell``) over ``x [T, B, I]``; same results as ``unroll``."""
+def gru_unroll(
+    cell, x: Tensor, h0: Tensor, step: Tensor | None, lengths: Tensor | None, reverse: bool
+) -> tuple[Tensor, Tensor]:
+    """Run ``cell`` (a ``GRUCell``) over ``x [T, B, I]`` from ``h0`` (and each row's time
+    ``step`` with batch norm): ``y [T, B, H]`` and the final ``h``, as ``unroll``."""
     steps = x.shape[0]
     norm_hh = None
     if cell.batch_norm:
-        t_index = step_indices(state.step, steps, lengths, reverse)
+        t_index = step_indices(step, steps, lengths, reverse)
         xp = cell.bn_ih.normalize_steps(x @ cell.weight_ih.T, t_index)
         if cell.bias:
             xp = xp + cell.bias_ih
         norm_hh = BatchNormStep(cell.bn_hh, t_index)
-        h0 = state.h
     else:
         xp = cell.precompute(x)
         if cell.layer_norm:
             norm_hh = LayerNormStep(cell.ln_hh.weight, None, cell.ln_hh.eps)
-        h0 = state
     order = list(range(steps - 1, -1, -1) if reverse else range(steps))
     spec = GRUSpec(cell.hidden_size, order, valid_masks(lengths, steps), norm_hh)
     norm_params = [] if norm_hh is None else list(norm_hh.params)
     tensors = (xp, h0, cell.weight_hh, cell.bias_hh, *norm_params)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        y, h = FusedGRU.apply(spec, *tensors)
-    else:
-        with torch.no_grad():
-            y, h = gru_forward(spec, *tensors[:4], saved=None)
-    if cell.batch_norm:
-        return y, type(state)(h, state.step + (steps if lengths is None else lengths))
-    return y, h
+        return FusedGRU.apply(spec, *tensors)
+    with torch.no_grad():
+        return gru_forward(spec, *tensors[:4], saved=None)
 
 
 def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):

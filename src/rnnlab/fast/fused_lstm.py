@@ -31,12 +31,20 @@ class LSTMSpec:
     norm_c: StepNorm | None
 
 
-def lstm_unroll(cell, x: Tensor, state, lengths: Tensor | None, reverse: bool):
-    """Run ``cell`` (an ``LSTMCell``) over ``x [T, B, I]``; same results as ``unroll``."""
-    steps, batch = x.shape[:2]
-    t_index = None
+def lstm_unroll(
+    cell,
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    step: Tensor | None,
+    lengths: Tensor | None,
+    reverse: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Run ``cell`` (an ``LSTMCell``) over ``x [T, B, I]`` from ``h``, ``c`` (and each row's time
+    ``step`` with batch norm): ``y [T, B, H or P]`` and the final ``h``, ``c``, as ``unroll``."""
+    steps = x.shape[0]
     if cell.batch_norm:
-        t_index = step_indices(state.step, steps, lengths, reverse)
+        t_index = step_indices(step, steps, lengths, reverse)
         xg = cell.bn_ih.normalize_steps(x @ cell.weight_ih.T, t_index)
         if cell.bias:
             xg = xg + cell.gate_bias()
@@ -55,22 +63,17 @@ def lstm_unroll(cell, x: Tensor, state, lengths: Tensor | None, reverse: bool):
     norm_params = [p for norm in (norm_hh, norm_c) if norm is not None for p in norm.params]
     tensors = (
         xg,
-        state[0],
-        state[1],
+        h,
+        c,
         cell.weight_hh,
         cell.weight_peephole,
         cell.weight_hr,
         *norm_params,
     )
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        y, h, c = FusedLSTM.apply(spec, *tensors)
-    else:
-        with torch.no_grad():
-            y, h, c = lstm_forward(spec, *tensors[:6], saved=None)
-    if cell.batch_norm:
-        taken = steps if lengths is None else lengths
-        return y, type(state)(h, c, state.step + taken)
-    return y, type(state)(h, c)
+        return FusedLSTM.apply(spec, *tensors)
+    with torch.no_grad():
+        return lstm_forward(spec, *tensors[:6], saved=None)
 
 
 def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | None):

@@ -20,6 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def state_steps(state, h: Tensor) -> Tensor:
+    """Each row's time step: ``state.step``, or zeros for a state that carries none (torch's
+    ``(h, c)`` layout, as the drop-in layers hand over: the statistics restart at step 0)."""
+    step = getattr(state, "step", None)
+    return torch.zeros(h.shape[0], dtype=torch.long, device=h.device) if step is None else step
+
+
 class RecurrentBatchNorm(nn.Module):
     """Batch normalisation with per-time-step statistics (Cooijmans et al. 2017).
 
