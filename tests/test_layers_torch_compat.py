@@ -238,6 +238,10 @@ def test_incompatible_state_dict_is_reported_with_torchs_names():
     }
     with pytest.raises(RuntimeError, match="weight_ih_l1"):
         two_layers.load_state_dict(nn.GRU(F, H).state_dict())
+    nested = nn.ModuleDict({"encoder": nn.ModuleDict({"rnn": rnnlab.GRU(F, H, num_layers=2)})})
+    reference = nn.ModuleDict({"encoder": nn.ModuleDict({"rnn": nn.GRU(F, H)})})
+    result = nested.load_state_dict(reference.state_dict(), strict=False)
+    assert "encoder.rnn.weight_ih_l1" in result.missing_keys and not result.unexpected_keys
 
 
 def test_rnnlab_initialisation_and_cell_keywords():
