@@ -93,7 +93,14 @@ def map_state(fn: Callable[..., Tensor], *states: State) -> State:
 
 
 def state_batch_select(mask: Tensor, new: State, old: State) -> State:
-    """Per batch row: ``new`` where ``mask`` ([B] bool) is true, else ``old``."""
+    """Per batch row: ``new`` where ``mask`` ([B] bool) is true, else ``old``.
+
+    An ``old`` state missing ``new``'s trailing fields (torch's ``h`` or ``(h, c)`` handed to a cell
+    whose state also counts time steps) counts as zeros there."""
+    if not isinstance(new, Tensor):
+        parts = [old] if isinstance(old, Tensor) else list(old)
+        if len(parts) < len(new):
+            old = type(new)(*parts, *(torch.zeros_like(part) for part in new[len(parts) :]))
     return map_state(
         lambda n, o: torch.where(mask.view(-1, *([1] * (n.dim() - 1))), n, o), new, old
     )
