@@ -1,6 +1,7 @@
 """Models: the shapes of recurrent tasks, each over any registered cell.
 
 =======================  ===========================================================
+LanguageModel            next-token prediction (see ``rnnlab.models.language_model``)
 SequenceClassifier       many-to-one: last / mean / max / attention pooling
 SequenceTagger           many-to-many, aligned: one output per input step
 ConditionalGenerator     one-to-many: a vector (or class) to a sequence
