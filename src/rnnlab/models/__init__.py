@@ -2,6 +2,7 @@
 
 =======================  ===========================================================
 LanguageModel            next-token prediction (see ``rnnlab.models.language_model``)
+TreeSentimentModel       trees: see ``rnnlab.models.tree_sentiment``
 SequenceClassifier       many-to-one: last / mean / max / attention pooling
 SequenceTagger           many-to-many, aligned: one output per input step
 ConditionalGenerator     one-to-many: a vector (or class) to a sequence
