@@ -51,3 +51,9 @@ def test_pad_batch():
     assert lengths.tolist() == [3, 1]
     with pytest.raises(DataError):
         pad_batch([[1], []])
+
+
+def test_epoch_resumes_mid_epoch():
+    sampler = BucketBatchSampler(list(range(1, 101)), batch_size=8, seed=2)
+    full = list(sampler.epoch(3))
+    assert list(sampler.epoch(3, start=5)) == full[5:]

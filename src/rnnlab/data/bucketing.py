@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator, Sequence
 
@@ -41,11 +42,16 @@ class BucketBatchSampler:
         check_positive(batch_size=batch_size, pool_batches=pool_batches)
         self.lengths = list(lengths)
         self.batch_size, self.shuffle, self.pool_batches = batch_size, shuffle, pool_batches
-        self.seed, self.epoch = seed, 0
+        self.seed, self.current_epoch = seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         """Use a different (but reproducible) order in each epoch."""
-        self.epoch = epoch
+        self.current_epoch = epoch
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[list[int]]:
+        """The batches of ``epoch``, skipping the first ``start`` (to resume mid-epoch)."""
+        self.set_epoch(epoch)
+        return itertools.islice(iter(self), start, None)
 
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size)
@@ -56,7 +62,7 @@ class BucketBatchSampler:
             indices.sort(key=lambda i: self.lengths[i])
             yield from _chunks(indices, self.batch_size)
             return
-        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        rng = random.Random(self.seed * 1_000_003 + self.current_epoch)
         rng.shuffle(indices)
         pool = self.batch_size * self.pool_batches
         batches = []

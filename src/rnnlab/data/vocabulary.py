@@ -13,8 +13,12 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from rnnlab.errors import CheckpointError
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
@@ -48,3 +52,14 @@ class Vocabulary:
     def to_list(self) -> list[str]:
         """The non-special tokens in id order (what :class:`Vocabulary` is rebuilt from)."""
         return self.itos[len(SPECIALS) :]
+
+    def save(self, path: str | Path) -> None:
+        """Write the tokens as JSON (``{"tokens": [...]}``, specials excluded)."""
+        Path(path).write_text(json.dumps({"tokens": self.to_list()}, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        try:
+            return cls(json.loads(Path(path).read_text(encoding="utf-8"))["tokens"])
+        except (OSError, ValueError, KeyError) as error:
+            raise CheckpointError(f"cannot read the vocabulary {path}: {error}") from None
