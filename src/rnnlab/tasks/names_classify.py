@@ -183,6 +183,7 @@ class NamesClassify(Task):
             labels.append(y)
         return torch.cat(logits), torch.cat(labels)
 
+    @torch.no_grad()
     def evaluate(self, model, split: str) -> dict[str, float]:
         logits, labels = self._logits(model, self.splits[split])
         metrics, confusion, per_class = classifier_metrics(logits, labels, len(self.labels))

@@ -143,6 +143,7 @@ class NamesGenerate(Task):
         loss, metrics = model.loss(languages, targets, lengths, teacher_prob=teacher_prob)
         return loss, None, {**metrics, "teacher_prob": teacher_prob, "count": float(len(lengths))}
 
+    @torch.no_grad()
     def evaluate(self, model, split: str) -> dict[str, float]:
         pairs = self.splits[split]
         device = next(model.parameters()).device

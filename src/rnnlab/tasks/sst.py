@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,12 @@ LABELS = {
 }
 _FILES = {"train": "train", "valid": "dev", "test": "test"}
 _PTB_WORD = re.compile(r"n't|'(?:s|re|ve|ll|d|m)\b|\w+?(?=n't)|\w+(?:[-.]\w+)*|[^\w\s]")
+
+
+@functools.lru_cache(maxsize=6)
+def _trees(split: str, data_dir: str | None) -> tuple:
+    """The parsed trees of a split, parsed once per process."""
+    return tuple(load_sst(split, data_dir))
 
 
 def ptb_words(text: str) -> list[str]:
@@ -95,7 +102,7 @@ class SST(Task):
         """``(words, label)`` of each sentence of ``split`` (binary: neutral ones dropped)."""
         if split not in self._data:
             examples = []
-            for tree in load_sst(_FILES[split], self.config.data_dir):
+            for tree in _trees(_FILES[split], self.config.data_dir):
                 label = tree.label if self.config.classes == 5 else binary_label(tree.label)
                 if label is not None:
                     examples.append(([w.lower() for w in tree.leaves()], label))
@@ -137,6 +144,7 @@ class SST(Task):
         loss, metrics = model.loss(tokens, lengths, labels)
         return loss, None, {**metrics, "count": float(len(labels))}
 
+    @torch.no_grad()
     def evaluate(self, model, split: str) -> dict[str, float]:
         examples = self.data(split)
         device = next(model.parameters()).device

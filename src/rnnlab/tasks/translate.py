@@ -167,6 +167,7 @@ class Translate(Task):
                 out[i] = detokenize(self.tgt_vocab.decode(ids))
         return out
 
+    @torch.no_grad()
     def evaluate(self, model, split: str) -> dict[str, float]:
         pairs = self.pairs(split)
         device = next(model.parameters()).device
