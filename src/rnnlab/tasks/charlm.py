@@ -28,6 +28,8 @@ from rnnlab.tasks.base import Task, register
 
 VOCAB, DATA = "vocab.json", "data.json"
 LN2 = math.log(2.0)
+EVAL_STREAMS = 64
+"""Parallel streams when evaluating (more than in training: forward-only is cheap per stream)."""
 
 
 @register("charlm")
@@ -36,7 +38,7 @@ class CharLM(Task):
 
     unit = "chars"
     defaults = {
-        "hidden": 512,
+        "hidden": 256,
         "layers": 1,
         "embed": 64,
         "seq_len": 100,
@@ -71,6 +73,8 @@ class CharLM(Task):
             self.vocab = Vocabulary.load(path)
         else:
             self.vocab = Vocabulary.from_text(self.corpus.text)
+            self._train_batches()  # too little text is an error before the run starts
+            self.ids("valid")
 
     # data, loaded on first use (sampling from a run needs none)
     @property
@@ -90,7 +94,6 @@ class CharLM(Task):
     def save(self, run_dir: Path) -> None:
         self.vocab.save(run_dir / VOCAB)
         (run_dir / DATA).write_text(json.dumps(self.corpus.fingerprint, indent=2) + "\n")
-        self.ids("valid")  # an empty validation split is an error before training starts
 
     def build_model(self) -> nn.Module:
         c = self.config
@@ -99,8 +102,21 @@ class CharLM(Task):
     def _train_batches(self) -> StreamBatches:
         if self._train is None:
             c = self.config
+            self._check_same_data()
             self._train = StreamBatches(self.ids("train"), c.batch_size, c.seq_len)
         return self._train
+
+    def _check_same_data(self) -> None:
+        """A resumed run must train on the data it started with."""
+        if self.run_dir is None or not (self.run_dir / DATA).is_file():
+            return
+        recorded = json.loads((self.run_dir / DATA).read_text())
+        if recorded.get("sha256") != self.corpus.fingerprint["sha256"]:
+            raise DataError(
+                f"the training data changed since {self.run_dir} started (sha256 "
+                f"{recorded.get('sha256', '?')[:12]}... -> "
+                f"{self.corpus.fingerprint['sha256'][:12]}...); start a new run"
+            )
 
     def steps_per_epoch(self) -> int:
         return len(self._train_batches())
@@ -116,9 +132,11 @@ class CharLM(Task):
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         """Loss over the whole split, streams carried across chunks as in training."""
         ids = self.ids(split)
-        c = self.config
-        batch = max(1, min(c.batch_size, ids.numel() // (c.seq_len + 1)))
-        batches = StreamBatches(ids, batch, c.seq_len, what=f"{split} split")
+        if ids.numel() < 2:
+            raise DataError(f"the {split} split has fewer than 2 characters; nothing to predict")
+        seq_len = min(self.config.seq_len, ids.numel() - 1)
+        streams = max(1, min(EVAL_STREAMS, ids.numel() // (seq_len + 1)))
+        batches = StreamBatches(ids, streams, seq_len, what=f"{split} split")
         device = next(model.parameters()).device
         total, count, state = 0.0, 0, None
         for x, y in batches.iterate():

@@ -27,6 +27,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -136,6 +137,7 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         if resume:
             self._restore(checkpoint.checkpoint_dir(self.run_dir, "last"))
+            checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
         else:
             self._start_run()
 
@@ -144,6 +146,7 @@ class Trainer:
         """Train until the budget is spent or Ctrl-C; return the last validation metrics."""
         started = time.monotonic() - self.elapsed
         self.started = started
+        batches = self.task.train_batches(self.epoch, self.batch_in_epoch)  # data errors first
         bar = tqdm(
             total=self.config.max_steps,
             initial=self.step,
@@ -156,9 +159,9 @@ class Trainer:
         self._window = [0.0, 0, 0.0, time.monotonic()]  # loss sum, steps, units, start time
         try:
             while not self._budget_spent():
-                epoch_done = self._run_epoch(bar)
-                if epoch_done:
+                if self._run_epoch(bar, batches):
                     self.epoch, self.batch_in_epoch, self.carried = self.epoch + 1, 0, None
+                batches = self.task.train_batches(self.epoch, self.batch_in_epoch)
         finally:
             signal.signal(signal.SIGINT, previous_handler)
             bar.close()
@@ -170,14 +173,16 @@ class Trainer:
             return last_eval
         if not last_eval or last_eval.get("step") != self.step:
             last_eval = self._validate(None)
+        if self.step % self.config.sample_every != 0:
+            self._print_sample(None)
         self._print(self._summary(last_eval))
         return last_eval
 
-    def _run_epoch(self, bar: tqdm) -> bool:
-        """Train on the rest of the current epoch; ``True`` when its batches are exhausted,
+    def _run_epoch(self, bar: tqdm, batches: Iterator[Any]) -> bool:
+        """Train on ``batches``, the rest of the current epoch; ``True`` when they are exhausted,
         ``False`` when the budget ran out or a roll-back moved the position."""
         started_at = self.batch_in_epoch
-        for batch in self.task.train_batches(self.epoch, self.batch_in_epoch):
+        for batch in batches:
             loss, count, rolled_back = self._train_step(batch)
             bar.update(1)
             if rolled_back:
@@ -187,10 +192,11 @@ class Trainer:
                 window[0] += loss
                 window[1] += 1
             window[2] += count
-            if self.step % self.config.log_every == 0 or self.stop_requested:
-                rate = window[2] / max(time.monotonic() - window[3], 1e-9)
-                mean = window[0] / max(window[1], 1)
-                bar.set_postfix_str(f"loss {mean:.3f} | {rate:,.0f} {self.task.unit}/s")
+            rate = window[2] / max(time.monotonic() - window[3], 1e-9)
+            mean = window[0] / max(window[1], 1)
+            bar.set_postfix_str(f"loss {mean:.3f} | {rate:,.0f} {self.task.unit}/s", refresh=False)
+            spent = self._budget_spent()
+            if self.step % self.config.log_every == 0 or spent:
                 self._log(
                     {
                         "split": "train",
@@ -204,7 +210,7 @@ class Trainer:
                 self.last_eval = self._validate(bar)
             if self.step % self.config.sample_every == 0:
                 self._print_sample(bar)
-            if self._budget_spent():
+            if spent:
                 return False
         if started_at == 0 and self.batch_in_epoch == 0:
             raise DataError(f"task {self.task.name!r} produced no training batches")
