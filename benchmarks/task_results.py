@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 
-from rnnlab.cli.predict import load_run  # noqa: E402
+from rnnlab.training.load import load_run  # noqa: E402
 
 REFERENCE = {
     ("sst", 5): "Tai et al. 2015 (GloVe): LSTM 46.4, BiLSTM 49.1",
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     for run in args.runs:
         overrides = {"beam": args.beam} if args.beam is not None else {}
-        task, model = load_run(run, **overrides)
+        task, model, _ = load_run(run, **overrides)
         started = time.monotonic()
         with torch.no_grad():
             metrics = task.evaluate(model, args.split)

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     task, model, config = load_run(args.run, args.checkpoint, args.device, data=args.data)
     with torch.no_grad():
         metrics = task.evaluate(model, args.split)
-    source = config.data or "the run's data"
+    source = getattr(config, "data", None) or "the run's data"
     shown = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     print(f"{args.split} ({source}): {shown}")
     return 0

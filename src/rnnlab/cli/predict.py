@@ -14,33 +14,12 @@ Examples::
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
-from torch import nn
 
-from rnnlab import tasks
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.base import Task
-from rnnlab.training import checkpoint
-from rnnlab.training.config import make_config
-from rnnlab.training.trainer import resolve_device
-
-
-def load_run(
-    run_dir: str | Path, tag: str = "best", device: str = "cpu", **overrides
-) -> tuple[Task, nn.Module]:
-    """The task (restored from the run's files, no data loaded) and its model with the weights
-    of checkpoint ``tag`` (``best``, else ``last``), in eval mode on ``device``."""
-    run_dir = Path(run_dir)
-    saved = checkpoint.read_config(run_dir)
-    config = make_config(saved["task"], base=saved, device=device, **overrides)
-    task = tasks.create(config.task, config, run_dir)
-    model = task.build_model()
-    root = run_dir / checkpoint.CHECKPOINTS
-    path = checkpoint.checkpoint_dir(run_dir, tag if (root / tag).exists() else "last")
-    checkpoint.load_weights(model, path)
-    return task, model.to(resolve_device(device)).eval()
+from rnnlab.training.load import load_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "line per input.",
     )
     parser.add_argument("--run", required=True, metavar="DIR", help="the run directory")
-    parser.add_argument("--checkpoint", default="best", help="checkpoint tag: best or last")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (cpu)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), help="which checkpoint (best)")
+    parser.add_argument("--device", help="cpu, cuda, ... (the run's device)")
     parser.add_argument("--beam", type=int, help="beam size for decoding tasks (the run's)")
     parser.add_argument("inputs", nargs="+", metavar="TEXT", help="inputs to the model")
     parser.set_defaults(func=run)
@@ -60,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     overrides = {"beam": args.beam} if args.beam is not None else {}
-    task, model = load_run(args.run, args.checkpoint, args.device, **overrides)
+    task, model, _ = load_run(args.run, args.checkpoint, args.device, **overrides)
     if type(task).predict is Task.predict:
         raise ConfigError(f"task {task.name!r} has no predict; use `rnnlab sample` instead")
     with torch.no_grad():

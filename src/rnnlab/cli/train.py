@@ -45,9 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name in tasks.available():
         task_cls = tasks.get(name)
         shown = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in task_cls.defaults.items())
-        group = parser.add_argument_group(
-            f"task {name}", f"defaults: {shown}" if shown else None
-        )
+        group = parser.add_argument_group(f"task {name}", f"defaults: {shown}" if shown else None)
         task_cls.add_arguments(_FirstDefinitionWins(parser, group))
     parser.set_defaults(func=run)
 
