@@ -53,14 +53,36 @@ def run_kernel(
         )
         return out[0], (out[1] if mode != "LSTM" else (out[1], out[2]))
     packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
-    order, unorder = packed.sorted_indices, packed.unsorted_indices
-    hx_sorted = (
-        tuple(h.index_select(1, order) for h in hx) if mode == "LSTM" else hx.index_select(1, order)
+    out, hx = run_kernel_packed(
+        mode, flat_weights, packed, hx, num_layers, bidirectional, dropout, training, has_bias
     )
-    out = kernel(
+    y, _ = pad_packed_sequence(out, total_length=x.shape[0])
+    return y, hx
+
+
+def run_kernel_packed(
+    mode: str,
+    flat_weights: list[Tensor],
+    packed: PackedSequence,
+    hx: TorchState,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    training: bool = False,
+    has_bias: bool = True,
+) -> tuple[PackedSequence, TorchState]:
+    """Run torch's fused kernel over a PackedSequence, as torch.nn.LSTM/GRU/RNN do.
+
+    ``hx`` and the returned state are in the caller's batch order (not the packed, sorted one);
+    the output PackedSequence has the input's ``batch_sizes`` and index permutations.
+    """
+    order, unorder = packed.sorted_indices, packed.unsorted_indices
+    if order is not None:
+        hx = _batch_select(hx, order)
+    out = _KERNELS[mode](
         packed.data,
         packed.batch_sizes,
-        hx_sorted,
+        hx,
         flat_weights,
         has_bias,
         num_layers,
@@ -68,9 +90,14 @@ def run_kernel(
         training,
         bidirectional,
     )
-    y, _ = pad_packed_sequence(
-        PackedSequence(out[0], packed.batch_sizes, order, unorder), total_length=x.shape[0]
-    )
-    if mode == "LSTM":
-        return y, (out[1].index_select(1, unorder), out[2].index_select(1, unorder))
-    return y, out[1].index_select(1, unorder)
+    hidden = (out[1], out[2]) if mode == "LSTM" else out[1]
+    if unorder is not None:
+        hidden = _batch_select(hidden, unorder)
+    return PackedSequence(out[0], packed.batch_sizes, order, unorder), hidden
+
+
+def _batch_select(hx: TorchState, index: Tensor) -> TorchState:
+    """Reorder the batch dimension (dim 1) of a torch-layout state."""
+    if isinstance(hx, Tensor):
+        return hx.index_select(1, index)
+    return tuple(h.index_select(1, index) for h in hx)

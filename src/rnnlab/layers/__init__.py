@@ -1,5 +1,18 @@
 """Structures built from cells: unrolling over time and the layers composed from it."""
 
+from rnnlab.layers.bidirectional import Bidirectional, BidirectionalState
+from rnnlab.layers.stack import Stack
+from rnnlab.layers.torch_compat import GRU, LSTM, RNN
 from rnnlab.layers.unroll import Recurrent, reverse_padded, unroll
 
-__all__ = ["Recurrent", "reverse_padded", "unroll"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Bidirectional",
+    "BidirectionalState",
+    "Recurrent",
+    "Stack",
+    "reverse_padded",
+    "unroll",
+]
