@@ -70,3 +70,15 @@ def test_translate_batches_loss_and_predict(data_dir):
     assert torch.isfinite(loss) and metrics["teacher_prob"] == 1.0
     out = task.predict(model.eval(), ["a dog runs on the beach."])
     assert len(out) == 1 and isinstance(out[0], str)
+
+
+def test_names_generate_sample_leaves_the_global_rng_alone(data_dir):
+    config = make_config("names-generate", data_dir=str(data_dir), **TINY)
+    task = tasks.create("names-generate", config)
+    model = task.build_model().eval()
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    first = task.sample(model, seed=5)
+    assert torch.equal(torch.rand(3), expected)
+    assert task.sample(model, seed=5) == first

@@ -235,8 +235,10 @@ class RecurrentDecoder(nn.Module):
         max_length: int | None = None,
         sample: bool = False,
         temperature: float = 1.0,
+        generator: torch.Generator | None = None,
     ) -> list[list[int]]:
-        """Decode a batch token by token: argmax (or a sample at ``temperature``) each step."""
+        """Decode a batch token by token: argmax (or a sample at ``temperature``, drawn with
+        ``generator`` when given) each step."""
         max_length = max_length or self.max_length
         device = self.output.weight.device
         token = torch.full((batch,), self.bos_id, dtype=torch.long, device=device)
@@ -247,7 +249,8 @@ class RecurrentDecoder(nn.Module):
             logits, halt, states = self.step(token, states, extra, memory, mask)
             logits = self._allowed(logits)
             if sample:
-                token = torch.multinomial((logits / temperature).softmax(-1), 1).squeeze(1)
+                probs = (logits / temperature).softmax(-1)
+                token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
             else:
                 token = logits.argmax(-1)
             for b in (~done).nonzero().flatten().tolist():
@@ -257,7 +260,7 @@ class RecurrentDecoder(nn.Module):
                 finished = token == self.eos_id
             elif self.length_mode == "halt":
                 p = torch.sigmoid(halt)
-                finished = torch.bernoulli(p).bool() if sample else p > 0.5
+                finished = torch.bernoulli(p, generator=generator).bool() if sample else p > 0.5
             else:
                 finished = target_length <= t + 1
             done = done | finished

@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from rnnlab.cells.base import State
@@ -136,9 +137,11 @@ class ConditionalGenerator(nn.Module):
         sample: bool = True,
         temperature: float = 1.0,
         beam: int = 0,
+        generator: torch.Generator | None = None,
     ) -> list[list[int]]:
         """Token ids of one generated sequence per condition (without specials). ``beam > 0``
-        runs beam search instead of sampling or greedy decoding."""
+        runs beam search instead of sampling or greedy decoding; ``generator`` draws the samples
+        (default: the global random state)."""
         vector = self.condition_vector(condition)
         if beam:
             out = []
@@ -159,4 +162,5 @@ class ConditionalGenerator(nn.Module):
             max_length=max_length,
             sample=sample,
             temperature=temperature,
+            generator=generator,
         )

@@ -159,10 +159,14 @@ class NamesGenerate(Task):
     @torch.no_grad()
     def _generate(self, model, languages: list[str], temperature: float, seed: int | None):
         device = next(model.parameters()).device
-        if seed is not None:
-            torch.manual_seed(seed)
+        generator = torch.Generator(device=device)
+        if seed is None:
+            generator.seed()  # a fresh seed for this generator only; the global RNG is untouched
+        else:
+            generator.manual_seed(seed)
         ids = torch.tensor([self.labels.index(lang) for lang in languages], device=device)
-        return ["".join(self.vocab.decode(s)) for s in model.generate(ids, temperature=temperature)]
+        names = model.generate(ids, temperature=temperature, generator=generator)
+        return ["".join(self.vocab.decode(s)) for s in names]
 
     def sample(self, model, temperature: float = 0.8, seed: int | None = None, **_) -> str:
         """Four names for each of six languages."""
