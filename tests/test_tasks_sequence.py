@@ -44,6 +44,7 @@ def test_names_generate_logs_teacher_prob_and_samples(tmp_path, data_dir, capsys
     assert step == task.steps_per_epoch() + 2
     _, _, metrics = task.loss(model, next(batches), None)
     assert metrics["teacher_prob"] == pytest.approx(1 - 1e-4 * (step + 1))
+    assert task.evaluate(model.eval(), "valid")["teacher_prob"] == metrics["teacher_prob"]
     lines = task.sample(model.eval(), seed=0).splitlines()
     assert len(lines) == 6 and lines[0].strip().startswith("Russian:")
 

@@ -59,6 +59,12 @@ def schedule_from(config) -> ScheduledSampling:
     return ScheduledSampling(config.scheduled_sampling, config.ss_k, config.ss_c, config.ss_min)
 
 
+def with_teacher_prob(metrics: dict[str, float], teacher_prob: float | None) -> dict[str, float]:
+    """Add the scheduled-sampling probability of the last training step (when training), so
+    that every validation line and ``metrics.jsonl`` record shows it."""
+    return metrics if teacher_prob is None else {**metrics, "teacher_prob": teacher_prob}
+
+
 @register("names-generate")
 class NamesGenerate(Task):
     """Language -> surname with a conditional character-level generator."""
@@ -88,6 +94,7 @@ class NamesGenerate(Task):
         super().__init__(config, run_dir)
         self.labels = list(LANGUAGES)
         self.schedule = schedule_from(config)
+        self.teacher_prob: float | None = None  # at the last training step, for the logs
         self._splits = None
         self._sampler: BucketBatchSampler | None = None
         if run_dir is not None:
@@ -139,7 +146,7 @@ class NamesGenerate(Task):
 
     def loss(self, model, batch, state):
         languages, targets, lengths, step = batch
-        teacher_prob = self.schedule.probability(step)
+        teacher_prob = self.teacher_prob = self.schedule.probability(step)
         loss, metrics = model.loss(languages, targets, lengths, teacher_prob=teacher_prob)
         return loss, None, {**metrics, "teacher_prob": teacher_prob, "count": float(len(lengths))}
 
@@ -154,7 +161,8 @@ class NamesGenerate(Task):
             loss, metrics = model.loss(languages.to(device), targets.to(device), lengths.to(device))
             for key, value in {"loss": float(loss), **metrics}.items():
                 totals[key] = totals.get(key, 0.0) + value * len(indices)
-        return {key: value / len(pairs) for key, value in totals.items()}
+        metrics = {key: value / len(pairs) for key, value in totals.items()}
+        return with_teacher_prob(metrics, self.teacher_prob)
 
     @torch.no_grad()
     def _generate(self, model, languages: list[str], temperature: float, seed: int | None):

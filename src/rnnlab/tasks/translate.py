@@ -35,7 +35,7 @@ from rnnlab.errors import CheckpointError, ConfigError
 from rnnlab.models import Seq2Seq
 from rnnlab.models.attention import ATTENTION_KINDS
 from rnnlab.tasks.base import Task, register
-from rnnlab.tasks.names_generate import add_decoder_arguments, schedule_from
+from rnnlab.tasks.names_generate import add_decoder_arguments, schedule_from, with_teacher_prob
 
 SRC_VOCAB, TGT_VOCAB = "vocab.en.json", "vocab.de.json"
 MAX_OUTPUT = 60
@@ -91,6 +91,7 @@ class Translate(Task):
     def __init__(self, config, run_dir: Path | None = None):
         super().__init__(config, run_dir)
         self.schedule = schedule_from(config)
+        self.teacher_prob: float | None = None  # at the last training step, for the logs
         self._pairs: dict[str, list[tuple[list[str], list[str], str]]] = {}
         self._sampler: BucketBatchSampler | None = None
         if run_dir is not None:
@@ -148,7 +149,7 @@ class Translate(Task):
 
     def loss(self, model, batch, state):
         src, src_lengths, tgt, tgt_lengths, step = batch
-        teacher_prob = self.schedule.probability(step)
+        teacher_prob = self.teacher_prob = self.schedule.probability(step)
         loss, metrics = model.loss(src, src_lengths, tgt, tgt_lengths, teacher_prob=teacher_prob)
         return (
             loss,
@@ -183,11 +184,12 @@ class Translate(Task):
         beam = self.config.beam if split == "test" else 0
         hypotheses = self._translate(model, [s for s, _, _ in pairs], beam)
         loss = total / tokens
-        return {
+        metrics = {
             "loss": loss,
             "ppl": math.exp(min(loss, 50.0)),
             "bleu": corpus_bleu(hypotheses, [ref for _, _, ref in pairs]),
         }
+        return with_teacher_prob(metrics, self.teacher_prob)
 
     @torch.no_grad()
     def sample(self, model, **_) -> str:
