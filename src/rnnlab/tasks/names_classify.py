@@ -108,7 +108,6 @@ class NamesClassify(Task):
         "clip_norm": 5.0,
         "max_minutes": 3.0,
         "eval_every": 200,
-        "sample_every": 1_000_000,
     }
 
     @classmethod

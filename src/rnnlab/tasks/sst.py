@@ -70,7 +70,6 @@ class SST(Task):
         "clip_norm": 5.0,
         "epochs": 6,
         "eval_every": 200,
-        "sample_every": 1_000_000,
     }
 
     @classmethod
@@ -80,7 +79,10 @@ class SST(Task):
             help="5: fine-grained root labels; 2: binary, neutral sentences dropped",
         )  # fmt: skip
         parser.add_argument(
-            "--min-freq", type=int, default=1, help="rarer training words become <unk> (1)"
+            "--min-freq",
+            type=int,
+            default=1,
+            help="training words seen fewer times become <unk> (sst 1, translate 2)",
         )
         add_classifier_arguments(parser)
 

@@ -81,7 +81,10 @@ class Translate(Task):
             "--beam", type=int, default=0, help="beam size for the test BLEU (0: greedy)"
         )
         parser.add_argument(
-            "--min-freq", type=int, default=2, help="rarer training words become <unk> (2)"
+            "--min-freq",
+            type=int,
+            default=2,
+            help="training words seen fewer times become <unk> (sst 1, translate 2)",
         )
         parser.add_argument(
             "--bidirectional", action="store_true", help="bidirectional encoder (BiLSTM, ...)"
