@@ -8,6 +8,7 @@ import torch
 
 from rnnlab import tasks
 from rnnlab.cli.main import main
+from rnnlab.data.vocabulary import Vocabulary
 from rnnlab.training.config import make_config
 from rnnlab.training.trainer import Trainer
 
@@ -50,14 +51,19 @@ def test_names_generate_logs_teacher_prob_and_samples(tmp_path, data_dir, capsys
 
 
 @pytest.mark.parametrize("classes", [5, 2])
-def test_sst_root_labels(data_dir, classes):
+def test_sst_root_labels(tmp_path, data_dir, classes):
+    # restored from a run directory's vocabulary, so only the test split is parsed
+    Vocabulary(["a", "film", "good", "bad"]).save(tmp_path / "vocab.json")
     config = make_config("sst", data_dir=str(data_dir), classes=classes, bidirectional=True, **TINY)
-    task = tasks.create("sst", config)
-    assert len(task.data("test")) == (2210 if classes == 5 else 1821)
-    assert {label for _, label in task.data("train")} == set(range(classes))
+    task = tasks.create("sst", config, run_dir=tmp_path)
+    test = task.data("test")
+    assert len(test) == (2210 if classes == 5 else 1821)
+    assert {label for _, label in test} == set(range(classes))
     model = task.build_model()
-    loss, _, metrics = task.loss(model, next(task.train_batches(0)), None)
+    tokens, lengths, labels = task._encode(test[:16])
+    loss, _, metrics = task.loss(model, (tokens, lengths, labels), None)
     assert torch.isfinite(loss) and 0 <= metrics["accuracy"] <= 1
+    assert task.predict(model.eval(), ["a good film"])[0].endswith(": a good film")
 
 
 def test_translate_batches_loss_and_predict(data_dir):
