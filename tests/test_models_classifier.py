@@ -21,7 +21,7 @@ def _train(model, loss_fn, steps=40):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return first, float(loss_fn()[0])
+    return first, float(loss_fn()[0].detach())
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from rnnlab import cells
 from rnnlab.cells.base import check_positive
-from rnnlab.layers import Recurrent
+from rnnlab.layers import Bidirectional, Recurrent, Stack
 
 
 def length_mask(lengths: Tensor | None, steps: int, batch: int, device) -> Tensor:
@@ -37,10 +37,10 @@ def last_valid(y: Tensor, lengths: Tensor | None) -> Tensor:
 
 
 class RecurrentEncoder(nn.Module):
-    """``num_layers`` layers of a cell unrolled over time; each layer's input is the previous
-    layer's output (both directions concatenated when ``bidirectional``), with dropout between
-    layers. Every layer runs through :class:`rnnlab.layers.Recurrent`, so plain LSTM/GRU/RNN cells
-    use torch's fused kernel and any other cell the reference loop.
+    """``num_layers`` layers of a cell unrolled over time, as a :class:`rnnlab.layers.Stack` of
+    :class:`rnnlab.layers.Recurrent` layers (of :class:`rnnlab.layers.Bidirectional` pairs when
+    ``bidirectional``), with dropout between layers. Plain LSTM/GRU/RNN cells run on torch's
+    fused kernel, any other cell on the reference loop.
 
     Example::
 
@@ -61,32 +61,26 @@ class RecurrentEncoder(nn.Module):
         super().__init__()
         check_positive(num_layers=num_layers)
         self.bidirectional = bidirectional
-        self.forward_layers = nn.ModuleList()
-        self.backward_layers = nn.ModuleList()
+        layers: list[nn.Module] = []
         size = input_size
         for _ in range(num_layers):
-            fwd = cells.create(cell, input_size=size, hidden_size=hidden_size, **cell_kwargs)
-            self.forward_layers.append(Recurrent(fwd))
-            width = fwd.output_size
+            forward = cells.create(cell, input_size=size, hidden_size=hidden_size, **cell_kwargs)
+            self.forward_size = forward.output_size
             if bidirectional:
-                bwd = cells.create(cell, input_size=size, hidden_size=hidden_size, **cell_kwargs)
-                self.backward_layers.append(Recurrent(bwd, reverse=True))
-                width += bwd.output_size
-            size = width
+                backward = cells.create(
+                    cell, input_size=size, hidden_size=hidden_size, **cell_kwargs
+                )
+                layers.append(Bidirectional(Recurrent(forward), Recurrent(backward, reverse=True)))
+            else:
+                layers.append(Recurrent(forward))
+            size = layers[-1].output_size
+        self.layers = Stack(layers, dropout=dropout)
         self.output_size = size
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Return ``(y [T, B, D*H], summary [B, D*H])``."""
-        for i, layer in enumerate(self.forward_layers):
-            if i > 0:
-                x = self.dropout(x)
-            y, _ = layer(x, lengths=lengths)
-            if self.bidirectional:
-                y_back, _ = self.backward_layers[i](x, lengths=lengths)
-                summary = torch.cat([last_valid(y, lengths), y_back[0]], dim=-1)
-                y = torch.cat([y, y_back], dim=-1)
-            else:
-                summary = last_valid(y, lengths)
-            x = y
-        return x, summary
+        y, _ = self.layers(x, None, lengths)
+        if not self.bidirectional:
+            return y, last_valid(y, lengths)
+        forward, backward = y[..., : self.forward_size], y[..., self.forward_size :]
+        return y, torch.cat([last_valid(forward, lengths), backward[0]], dim=-1)
