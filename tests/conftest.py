@@ -26,7 +26,11 @@ def data_dir() -> Path:
     return path
 
 
+# Tests use tiny tensors: one thread avoids oversubscription on a busy 2-core machine.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed():
     torch.manual_seed(0)
     yield

@@ -42,25 +42,8 @@ TRAIN_OUTPUT: dict[Path, str] = {}
 @pytest.fixture
 def run_dir(tmp_path, text_file, capsys):
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(text_file),
-                *TINY,
-                "--max-steps",
-                "6",
-                "--out",
-                str(out),
-                "--eval-every",
-                "3",
-                "--sample-every",
-                "3",
-            ]
-        )
-        == 0
-    )
+    args = ["--max-steps", "6", "--eval-every", "3", "--sample-every", "3", "--splits", "80/20/0"]
+    assert main(["train", "--data", str(text_file), *TINY, *args, "--out", str(out)]) == 0
     TRAIN_OUTPUT[out] = capsys.readouterr().out
     return out
 
@@ -91,14 +74,17 @@ def test_sample_and_eval(run_dir, capsys):
     assert capsys.readouterr().out == first  # same seed, same text
     assert first.startswith("It ") and len(first) == len("It ") + 40 + 1
     assert main(["sample", "--run", str(run_dir), "--length", "5", "--top-k", "1"]) == 0
-    assert main(["eval", "--run", str(run_dir), "--split", "test"]) == 0
+    assert main(["eval", "--run", str(run_dir), "--split", "valid"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
-    assert line.startswith("test") and "loss" in line and "bpc" in line
+    assert line.startswith("valid") and "loss" in line and "bpc" in line
+    assert main(["eval", "--run", str(run_dir), "--split", "test"]) == 2
+    assert "test split is empty" in error_line(capsys)
 
 
 def test_resume_continues_and_records_budget(run_dir, capsys):
     assert main(["train", "--resume", str(run_dir), "--max-steps", "8"]) == 0
-    assert json.loads((run_dir / "config.json").read_text())["max_steps"] == 8
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["max_steps"] == 8 and config["splits"] == "80/20/0"  # not reset to defaults
     meta = json.loads((run_dir / "checkpoints" / "last" / "meta.json").read_text())
     assert meta["step"] == 8
 
@@ -208,3 +194,15 @@ def test_resume_refuses_changed_data(run_dir, text_file, capsys):
     text_file.write_text(TEXT.upper())
     assert main(["train", "--resume", str(run_dir), "--max-steps", "8"]) == 2
     assert "training data changed" in error_line(capsys)
+
+
+def test_tinyshakespeare_by_name(tmp_path, data_dir, capsys):
+    out = tmp_path / "ts"
+    args = ["--data", "tinyshakespeare", "--data-dir", str(data_dir), "--splits", "90/10/0"]
+    assert (
+        main(["train", *args, *TINY, "--max-steps", "2", "--eval-every", "100", "--out", str(out)])
+        == 0
+    )
+    fingerprint = json.loads((out / "data.json").read_text())
+    assert fingerprint["dataset"] == "tinyshakespeare" and fingerprint["characters"] == 1115394
+    assert "65" in capsys.readouterr().out  # vocabulary size in the start line

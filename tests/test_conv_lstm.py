@@ -1,4 +1,5 @@
-"""ConvLSTM: reduces to the LSTM with 1x1 kernels on 1x1 maps; gradients; loop vs one step."""
+"""ConvLSTM: reduces to the LSTM with 1x1 kernels on 1x1 maps; gradients; loop vs one step;
+the moving-digits videos and the next-frame predictor."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import torch
 from rnnlab.cells import create
 from rnnlab.cells.conv_lstm import ConvLSTMCell
 from rnnlab.cells.lstm import LSTMCell
+from rnnlab.data.moving_digits import moving_digits
 from rnnlab.errors import ConfigError
 from rnnlab.layers.unroll import unroll
+from rnnlab.models.frame_predictor import ConvLSTMFramePredictor
 
 
 def test_one_by_one_kernels_on_one_by_one_maps_equal_the_lstm():
@@ -65,3 +68,29 @@ def test_configuration_errors():
         ConvLSTMCell(1, 2, kernel_size=4)
     with pytest.raises(ConfigError, match="frame_size"):
         ConvLSTMCell(1, 2).init_state(3)
+    with pytest.raises(ConfigError, match="feature maps"):
+        ConvLSTMCell(1, 2).precompute(torch.randn(5, 3, 1))
+
+
+def test_moving_digits_are_seeded_and_stay_in_the_frame():
+    digits = torch.zeros(3, 28, 28, dtype=torch.uint8)
+    digits[:, 10:18, 10:18] = 255  # an 8x8 square in each "digit"
+    videos = moving_digits(digits, num_videos=4, steps=30, num_digits=1, seed=5)
+    assert videos.shape == (4, 30, 1, 64, 64)
+    assert torch.equal(videos, moving_digits(digits, 4, 30, num_digits=1, seed=5))
+    assert not torch.equal(videos, moving_digits(digits, 4, 30, num_digits=1, seed=6))
+    # the whole square is visible in every frame (no clipping at the edges), and it moves
+    assert torch.all(videos.sum((2, 3, 4)) == 64)
+    assert not torch.equal(videos[:, 0], videos[:, 1])
+
+
+def test_frame_predictor_predicts_from_the_past_only():
+    model = ConvLSTMFramePredictor(1, 4, layers=2, kernel_size=3, patch=4).double()
+    frames = torch.rand(2, 5, 1, 16, 16, dtype=torch.float64)
+    logits = model(frames)
+    assert logits.shape == frames.shape
+    changed = frames.clone()
+    changed[:, 3] = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    diff = (model(changed) - logits).abs().amax((0, 2, 3, 4))
+    assert diff[:3].max() == 0 and diff[3:].min() > 0
+    assert model.rollout(frames[:, :2], 3).shape == (2, 3, 1, 16, 16)

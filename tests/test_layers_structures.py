@@ -66,6 +66,21 @@ def test_bidirectional_sum_merge_cells_and_initial_state():
     assert bi.output_size == 5 and Bidirectional(cell(), cell()).output_size == 10
 
 
+def test_bidirectional_batch_first_is_the_transpose():
+    forward, backward = cell(), cell()
+    time_major = Bidirectional(Recurrent(forward), Recurrent(backward, reverse=True))
+    batch_major = Bidirectional(
+        Recurrent(forward, batch_first=True), Recurrent(backward, batch_first=True, reverse=True)
+    )
+    x = torch.randn(T, B, 4, dtype=torch.float64)
+    y, state = time_major(x, lengths=LENGTHS)
+    y_bf, state_bf = batch_major(x.transpose(0, 1), lengths=LENGTHS)
+    torch.testing.assert_close(y_bf.transpose(0, 1), y)
+    torch.testing.assert_close(flat(state_bf), flat(state))
+    with pytest.raises(rnnlab.ConfigError, match="same batch_first"):
+        Bidirectional(Recurrent(cell()), Recurrent(cell(), batch_first=True, reverse=True))
+
+
 def test_bidirectional_gradcheck():
     bi = Bidirectional(Recurrent(cell(hidden_size=3), fast=False), cell("gru", hidden_size=2))
     x = torch.randn(4, 2, 4, dtype=torch.float64, requires_grad=True)

@@ -3,9 +3,12 @@ load_state_dict in both directions, on the fused multi-layer path and the layer-
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnlab
@@ -211,6 +214,10 @@ def test_state_dict_keys_names_and_attributes_are_torchs():
     assert ours.cells()[0].weight_ih is new and ours.weight_ih_l0 is new
     assert not hasattr(ours, "weight_ih_l2")
     assert not hasattr(rnnlab.GRU(F, H), "weight_ih_l0_reverse")
+    for name in ("weight_hr_l0", "bias_ih_l0"):
+        assert hasattr(rnnlab.LSTM(F, H, bias=False), name) == hasattr(
+            nn.LSTM(F, H, bias=False), name
+        )
     # nested in a bigger model, the keys are still torch's
     model = nn.ModuleDict({"rnn": ours})
     reference = nn.ModuleDict({"rnn": theirs})
@@ -231,6 +238,10 @@ def test_incompatible_state_dict_is_reported_with_torchs_names():
     }
     with pytest.raises(RuntimeError, match="weight_ih_l1"):
         two_layers.load_state_dict(nn.GRU(F, H).state_dict())
+    nested = nn.ModuleDict({"encoder": nn.ModuleDict({"rnn": rnnlab.GRU(F, H, num_layers=2)})})
+    reference = nn.ModuleDict({"encoder": nn.ModuleDict({"rnn": nn.GRU(F, H)})})
+    result = nested.load_state_dict(reference.state_dict(), strict=False)
+    assert "encoder.rnn.weight_ih_l1" in result.missing_keys and not result.unexpected_keys
 
 
 def test_rnnlab_initialisation_and_cell_keywords():
@@ -280,3 +291,17 @@ def test_bad_inputs_and_states_raise_config_errors():
         lstm(packed, lengths=LENGTHS)
     with pytest.warns(UserWarning, match="num_layers greater than 1"):
         rnnlab.GRU(F, H, dropout=0.2)
+
+
+def test_copies_and_functional_call_with_torch_names():
+    lstm = rnnlab.LSTM(F, H, num_layers=2, bidirectional=True)
+    x = torch.randn(T, B, F)
+    y = lstm(x)[0]
+    clone = copy.deepcopy(lstm)
+    assert clone.weight_ih_l0 is not lstm.weight_ih_l0
+    torch.testing.assert_close(clone(x)[0], y)
+    doubled = {name: 2 * p.detach() for name, p in lstm.named_parameters()}
+    expected = nn.LSTM(F, H, num_layers=2, bidirectional=True)
+    expected.load_state_dict(doubled)
+    torch.testing.assert_close(functional_call(lstm, doubled, (x,))[0], expected(x)[0])
+    torch.testing.assert_close(lstm(x)[0], y)  # the real parameters are back

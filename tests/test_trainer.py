@@ -217,3 +217,18 @@ def test_config_precedence():
     assert config.max_steps == 7 and config.max_minutes is None  # budget given replaces default
     assert config.hidden == tasks.get("charlm").defaults["hidden"]
     assert make_config("charlm", clip_value=1.0).clip_norm is None
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_other_cells_train_and_resume(text_file, tmp_path, cell):
+    train(tiny(text_file, cell=cell, max_steps=3), tmp_path / cell)
+    trainer, metrics = train(tiny(text_file, cell=cell, max_steps=5), tmp_path / cell, resume=True)
+    assert trainer.step == 5 and math.isfinite(metrics["loss"])
+
+
+def test_epoch_budget_and_cosine_schedule(text_file, tmp_path):
+    config = tiny(text_file, epochs=2, max_steps=None, schedule="cosine")
+    assert config.max_steps is None and config.max_minutes is None
+    trainer, _ = train(config, tmp_path / "e")
+    assert trainer.epoch == 2 and trainer.step == 30  # 15 chunks per epoch
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr * 0.1, rel=0.05)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnnlab.cells.base import map_state
-from rnnlab.data.sst import Tree, load_sst, parse_tree
+from rnnlab.data.sst import Tree, parse_tree
 from rnnlab.errors import ConfigError
 from rnnlab.layers.tree import (
     ChildSumTreeLSTMCell,
@@ -63,7 +63,8 @@ def test_batched_equals_node_by_node_on_hand_written_trees(name):
 
 @pytest.mark.parametrize("name", sorted(CELLS))
 def test_batched_equals_node_by_node_on_real_sst_trees(name, data_dir):
-    trees = load_sst("dev", data_dir=data_dir, download=False)[:40]
+    with open(data_dir / "sst" / "dev.txt", encoding="utf-8") as handle:
+        trees = [parse_tree(next(handle)) for _ in range(30)]
     _check_batched_equals_node_by_node(CELLS[name]().double(), trees)
 
 
@@ -74,6 +75,8 @@ def test_unary_and_wide_nodes():
     _check_batched_equals_node_by_node(RecursiveCell(4, 4).double(), [unary])
     wide = Tree(2, [Tree(1, word="a"), Tree(2, word="b"), Tree(4, word="c")])
     _check_batched_equals_node_by_node(ChildSumTreeLSTMCell(4, 3).double(), [wide, unary])
+    with pytest.raises(ConfigError, match="twice"):
+        TreeBatch.from_trees([unary, unary], {"a": 0, "b": 1}.__getitem__)
     with pytest.raises(ConfigError, match="at most 2"):
         _check_batched_equals_node_by_node(NaryTreeLSTMCell(4, 3).double(), [wide])
 

@@ -106,6 +106,11 @@ class ConvLSTMCell(Cell):
         return LSTMState(h, torch.zeros_like(h))
 
     def precompute(self, x: Tensor) -> Tensor:
+        if x.dim() != 5:
+            raise ConfigError(
+                f"conv-lstm steps over feature maps [T, B, C, H, W], got shape {list(x.shape)}; "
+                "it is a cell for frames (task moving-digits), not for vectors"
+            )
         steps, batch = x.shape[:2]
         xp = F.conv2d(
             x.flatten(0, 1),

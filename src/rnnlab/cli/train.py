@@ -21,7 +21,11 @@ from rnnlab.training.trainer import Trainer
 
 
 class _FirstDefinitionWins:
-    """Adds a task's flags to a shared parser group, skipping flags another task already added."""
+    """Adds a task's flags to a shared parser group, skipping flags another task already added.
+
+    Parsed defaults are ``None`` ("not given"); the task's own defaults are filled in by
+    :func:`~rnnlab.training.config.make_config`, after a resumed run's configuration.
+    """
 
     def __init__(self, parser: argparse.ArgumentParser, group: argparse._ArgumentGroup):
         self.parser, self.group = parser, group
@@ -30,7 +34,7 @@ class _FirstDefinitionWins:
         known = self.parser._option_string_actions
         if any(flag in known for flag in flags):
             return None
-        kwargs.setdefault("default", None)
+        kwargs["default"] = None
         return self.group.add_argument(*flags, **kwargs)
 
 

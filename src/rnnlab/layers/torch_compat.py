@@ -82,6 +82,7 @@ class TorchCompatibleRNN(nn.Module):
         self.cell_kwargs = dict(cell_kwargs)
         cell_kwargs = {**(fixed_cell_kwargs or {}), **cell_kwargs}
         layers: list[nn.Module] = []
+        layer_cells: list[Cell] = []  # torch's order: layer 0 forward, layer 0 backward, ...
         layer_input = input_size
         for _ in range(num_layers):
             directions = [
@@ -94,22 +95,21 @@ class TorchCompatibleRNN(nn.Module):
                 )
                 for _ in range(2 if bidirectional else 1)
             ]
+            layer_cells += directions
             if bidirectional:
-                layers.append(
-                    Bidirectional(
-                        Recurrent(directions[0], fast=fast),
-                        Recurrent(directions[1], reverse=True, fast=fast),
-                    )
-                )
+                forward = Recurrent(directions[0], fast=fast)
+                backward = Recurrent(directions[1], reverse=True, fast=fast)
+                layers.append(Bidirectional(forward, backward))
             else:
                 layers.append(Recurrent(directions[0], fast=fast))
-            layer_input = layers[-1].output_size if bidirectional else directions[0].output_size
+            layer_input = layers[-1].output_size
         self.stack = Stack(layers, dropout=dropout)
-        self.output_size = self.cells()[0].output_size
+        self._cells = tuple(layer_cells)  # fixed at construction; read on every forward pass
+        self.output_size = self._cells[0].output_size
         self._fast = fast
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
-        # Public since torch 2.5; the private spelling behaves the same on older versions.
+        # public in recent torch; the private spelling behaves the same in older versions
         getattr(self, "register_state_dict_post_hook", self._register_state_dict_hook)(
             _rename_to_torch
         )
@@ -137,13 +137,7 @@ class TorchCompatibleRNN(nn.Module):
 
     def cells(self) -> list[Cell]:
         """Every cell in torch's order: layer 0 forward, layer 0 backward, layer 1 forward, ..."""
-        out = []
-        for layer in self.stack.layers:
-            if isinstance(layer, Bidirectional):
-                out += [layer.forward_rnn.cell, layer.backward_rnn.cell]
-            else:
-                out.append(layer.cell)
-        return out
+        return list(self._cells)
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
@@ -189,9 +183,12 @@ class TorchCompatibleRNN(nn.Module):
                 raise
             owner, _, leaf = internal.rpartition(".")
             try:
-                return getattr(self.get_submodule(owner), leaf)
+                value = getattr(self.get_submodule(owner), leaf)
             except AttributeError:
+                value = None
+            if value is None:  # as torch.nn: no bias_ih_l0 without bias, no weight_hr_l0 ...
                 raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
+            return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         internal = (
@@ -199,9 +196,18 @@ class TorchCompatibleRNN(nn.Module):
         )
         if internal is None:
             super().__setattr__(name, value)
+            return
+        owner_name, _, leaf = internal.rpartition(".")
+        owner = self.get_submodule(owner_name)
+        if (
+            leaf in owner._parameters
+            and isinstance(value, Tensor)
+            and not isinstance(value, nn.Parameter)
+        ):
+            # a plain tensor standing in for a parameter, as torch.func.functional_call does
+            owner._parameters[leaf] = value
         else:
-            owner, _, leaf = internal.rpartition(".")
-            setattr(self.get_submodule(owner), leaf, value)
+            setattr(owner, leaf, value)
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate=True):
         """torch's names: ``weight_ih_l0``, ..., ``weight_hr_l1_reverse``."""
@@ -236,7 +242,8 @@ class TorchCompatibleRNN(nn.Module):
         self._check_input(x)
         steps, batch = x.shape[:2]
         hx = self._initial_state(hx, batch, batched, x)
-        lengths = check_lengths(lengths, steps, batch, torch.device("cpu"))
+        if lengths is not None:
+            lengths = check_lengths(lengths, steps, batch, torch.device("cpu"))
         kernel = self._fused_kernel()
         if kernel is None:
             y, states = self.stack(x, self._layer_states(hx), lengths)
@@ -291,7 +298,7 @@ class TorchCompatibleRNN(nn.Module):
         if not self._fast:
             return None
         mode, weights = None, []
-        for cell in self.cells():
+        for cell in self._cells:
             kernel = cell.torch_kernel()
             if kernel is None or mode not in (None, kernel[0]):
                 return None
@@ -351,7 +358,9 @@ class TorchCompatibleRNN(nn.Module):
         flat = [s for state in states for s in (state if self.bidirectional else [state])]
         if isinstance(flat[0], Tensor):
             return torch.stack(flat)
-        return tuple(torch.stack(parts) for parts in zip(*flat))
+        # torch's parts only (h, or h and c): a batch-norm cell's step counter is dropped
+        parts = [torch.stack(p) for p in zip(*flat)][: 2 if self.mode == "LSTM" else 1]
+        return tuple(parts) if len(parts) > 1 else parts[0]
 
     # ---- device moves ------------------------------------------------------------------------
 

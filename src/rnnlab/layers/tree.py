@@ -108,6 +108,8 @@ class TreeBatch:
                 while len(by_height) <= h:
                     by_height.append([])
                 by_height[h].append(node)
+        if len(height) != len(preorder):
+            raise ConfigError("a node appears twice in the batch; pass distinct trees")
         index: dict[int, int] = {}
         for level in by_height:
             for node in level:
@@ -115,11 +117,9 @@ class TreeBatch:
         levels = []
         for level in by_height[1:]:
             width = max(len(node.children) for node in level)
-            children = torch.zeros(len(level), width, dtype=torch.long)
-            for row, node in enumerate(level):
-                for slot, child in enumerate(node.children):
-                    children[row, slot] = index[id(child)] + 1
-            levels.append(children)
+            rows = [[index[id(c)] + 1 for c in node.children] for node in level]
+            padded = [row + [0] * (width - len(row)) for row in rows]
+            levels.append(torch.tensor(padded, dtype=torch.long))
         ordered = [node for level in by_height for node in level]
         leaves = by_height[0] if by_height else []
         return cls(

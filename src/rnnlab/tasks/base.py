@@ -30,8 +30,9 @@ Life cycle (what the trainer and the CLI call, in order):
 4. per epoch: ``for batch in train_batches(epoch, start)``: ``loss(model, batch, state)``. The
    trainer moves each batch to the device with :meth:`Task.to_device`, detaches the returned
    state and passes it back with the next batch of the same epoch (``None`` at each epoch's
-   start). ``start`` is the number of batches of this epoch already done (resume): the batches
-   of an epoch must be a deterministic function of ``(config.seed, epoch)``.
+   start; tuples come back as lists). ``start`` is the number of batches of this epoch
+   already done (resume): the batches of an epoch must be a deterministic function of
+   ``(config.seed, epoch)``.
 5. ``evaluate(model, split)`` for ``"valid"`` / ``"test"`` returns floats including ``"loss"``;
    the trainer calls it with the model in eval mode under ``torch.no_grad()``. ``metric`` names
    the number that picks the best checkpoint; ``metric_mode`` says whether lower is better.
@@ -77,6 +78,10 @@ class Task:
         """Add the task's own command-line flags (a flag another task already added is kept as
         the first definition, so tasks sharing a flag must give it the same meaning)."""
 
+    def describe(self) -> str:
+        """One line about the data, printed when training starts (optional)."""
+        return ""
+
     def save(self, run_dir: Path) -> None:
         """Write what is needed to rebuild the model without the data (e.g. a vocabulary)."""
 
@@ -95,8 +100,10 @@ class Task:
         self, model: nn.Module, batch: Batch, state: Any
     ) -> tuple[Tensor, Any, dict[str, float]]:
         """``(mean loss, state to carry or None, metrics)`` for one batch. ``metrics["count"]``
-        (optional) is the number of ``unit`` in the batch, for the throughput shown. A carried
-        state comes back after a resume as plain nested lists of tensors, in the same order."""
+        (optional) is the number of ``unit`` in the batch, for the throughput shown; the other
+        metrics are averaged into ``metrics.jsonl``. A carried state comes back as a tensor or as
+        nested lists of tensors (tuples and NamedTuples become lists, in the same order), so
+        that it can be stored in a checkpoint."""
         raise NotImplementedError
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:

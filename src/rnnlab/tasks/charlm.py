@@ -43,7 +43,7 @@ class CharLM(Task):
         "embed": 64,
         "seq_len": 100,
         "batch_size": 32,
-        "lr": 2e-3,
+        "lr": 4e-3,
         "clip_norm": 5.0,
         "max_minutes": 5.0,
     }
@@ -90,6 +90,14 @@ class CharLM(Task):
                 raise DataError(f"the {split} split is empty (--splits {self.config.splits})")
             self._ids[split] = self.vocab.encode(text)
         return self._ids[split]
+
+    def describe(self) -> str:
+        fp = self.corpus.fingerprint
+        sizes = "/".join(f"{len(self.corpus.split(k)):,}" for k in ("train", "valid", "test"))
+        return (
+            f"{fp['source']}: {fp['files']} file(s), {sizes} train/valid/test characters, "
+            f"vocabulary {len(self.vocab)}"
+        )
 
     def save(self, run_dir: Path) -> None:
         self.vocab.save(run_dir / VOCAB)

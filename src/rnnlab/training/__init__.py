@@ -1,6 +1,7 @@
 """Training: the Trainer, schedules, clipping, checkpoints and recovery, for any task."""
 
 from rnnlab.training.config import make_config
+from rnnlab.training.load import load_run
 from rnnlab.training.trainer import Trainer
 
-__all__ = ["Trainer", "make_config"]
+__all__ = ["Trainer", "load_run", "make_config"]

@@ -41,6 +41,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "eval_every": 500,
     "sample_every": 250,
     "log_every": 50,
+    "log_grad_flow": None,
     "recovery_patience": 5,
     "seed": 0,
     "device": "cpu",
@@ -51,7 +52,13 @@ GENERIC_DEFAULTS: dict[str, Any] = {
 
 POSITIVE_INTS = ("hidden", "layers", "embed", "seq_len", "batch_size", "max_steps", "epochs")
 POSITIVE_FLOATS = ("lr", "max_minutes", "clip_norm", "clip_value")
-POSITIVE_INTERVALS = ("eval_every", "sample_every", "log_every", "recovery_patience")
+POSITIVE_INTERVALS = (
+    "eval_every",
+    "sample_every",
+    "log_every",
+    "recovery_patience",
+    "log_grad_flow",
+)
 EXCLUSIVE = (("clip_norm", "clip_value"), ("max_steps", "max_minutes", "epochs"))
 """Groups of settings where giving one drops the defaults of the others (giving ``--max-steps``
 replaces a default time budget; ``--clip-value`` replaces a default ``--clip-norm``)."""
@@ -83,6 +90,9 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, help="stop after N passes over the training data")
     g.add_argument("--eval-every", type=int, help="validate every N steps (500)")
     g.add_argument("--sample-every", type=int, help="print a sample every N steps (250)")
+    g.add_argument(
+        "--log-grad-flow", type=int, metavar="EVERY", help="log dL_T/dh_t every N steps (off)"
+    )
     g.add_argument("--seed", type=int, help="random seed (0)")
     g.add_argument("--device", help="cpu, cuda, cuda:1, ... (cpu)")
     g = parser.add_argument_group("run")
@@ -94,7 +104,8 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
     """The settings the user gave explicitly (parsed defaults are ``None``)."""
-    return {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "debug")}
+    skip = ("func", "debug", "command")
+    return {k: v for k, v in vars(args).items() if v is not None and k not in skip}
 
 
 def task_argument_defaults(task_cls) -> dict[str, Any]:

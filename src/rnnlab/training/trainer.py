@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from rnnlab.analysis.gradients import GradFlowLogger
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.tasks.base import Task
 from rnnlab.training import checkpoint
@@ -123,6 +124,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         self.model = task.build_model().to(self.device)
+        every = getattr(config, "log_grad_flow", None)
+        self.grad_flow = GradFlowLogger(every, self.run_dir) if every else None
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
         self.guard = NonFiniteGuard(patience=config.recovery_patience)
         self.step = 0  # optimizer steps taken (skipped steps count too: they consume data)
@@ -130,6 +133,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.carried: Any = None
         self.elapsed = 0.0  # seconds of training before this session
+        self.started: float | None = None  # monotonic time training started, minus elapsed
         self.lr_scale = 1.0  # lowered by roll-backs
         self.clipped = 0
         self.best: float | None = None
@@ -144,9 +148,16 @@ class Trainer:
     # ----------------------------------------------------------------------------- the loop
     def fit(self) -> dict[str, float]:
         """Train until the budget is spent or Ctrl-C; return the last validation metrics."""
-        started = time.monotonic() - self.elapsed
-        self.started = started
+        self.started = time.monotonic() - self.elapsed
         batches = self.task.train_batches(self.epoch, self.batch_in_epoch)  # data errors first
+        params = sum(p.numel() for p in self.model.parameters())
+        c, about = self.config, self.task.describe()
+        self._print(
+            f"task {self.task.name}{' | ' + about if about else ''}\n"
+            f"model: {c.cell} {c.layers}x{c.hidden}, {params:,} parameters | {c.optimizer} "
+            f"lr {c.lr:g} ({c.schedule}) | batch {c.batch_size} x {c.seq_len} | {self.device}"
+            + (f" | resumed at step {self.step}" if self.step else "")
+        )
         bar = tqdm(
             total=self.config.max_steps,
             initial=self.step,
@@ -156,7 +167,7 @@ class Trainer:
             file=sys.stderr,
         )
         previous_handler = self._catch_interrupt()
-        self._window = [0.0, 0, 0.0, time.monotonic()]  # loss sum, steps, units, start time
+        self._window = _Window()
         try:
             while not self._budget_spent():
                 if self._run_epoch(bar, batches):
@@ -165,11 +176,14 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous_handler)
             bar.close()
-        self.elapsed = time.monotonic() - started
+        self.elapsed = self._elapsed_now()
         last_eval = self.last_eval
         if self.stop_requested:
             self._save(("last",))
-            self._print(f"interrupted at step {self.step}: saved {self.run_dir}; --resume it")
+            self._print(
+                f"interrupted at step {self.step}; saved. Continue with: "
+                f"rnnlab train --resume {self.run_dir}"
+            )
             return last_eval
         if not last_eval or last_eval.get("step") != self.step:
             last_eval = self._validate(None)
@@ -183,29 +197,22 @@ class Trainer:
         ``False`` when the budget ran out or a roll-back moved the position."""
         started_at = self.batch_in_epoch
         for batch in batches:
-            loss, count, rolled_back = self._train_step(batch)
+            loss, metrics, rolled_back = self._train_step(batch)
             bar.update(1)
             if rolled_back:
                 return False
             window = self._window
-            if math.isfinite(loss):
-                window[0] += loss
-                window[1] += 1
-            window[2] += count
-            rate = window[2] / max(time.monotonic() - window[3], 1e-9)
-            mean = window[0] / max(window[1], 1)
-            bar.set_postfix_str(f"loss {mean:.3f} | {rate:,.0f} {self.task.unit}/s", refresh=False)
+            window.add(loss, metrics)
+            rate = window.units / max(time.monotonic() - window.start, 1e-9)
+            shown = f"loss {window.mean('loss'):.3f} | {rate:,.0f} {self.task.unit}/s"
+            bar.set_postfix_str(shown, refresh=False)
             spent = self._budget_spent()
             if self.step % self.config.log_every == 0 or spent:
+                means = {k: window.mean(k) for k in window.sums}
                 self._log(
-                    {
-                        "split": "train",
-                        "loss": mean,
-                        f"{self.task.unit}_per_s": rate,
-                        **self._counters(),
-                    }
+                    {"split": "train", **means, f"{self.task.unit}_per_s": rate, **self._counters()}
                 )
-                self._window = [0.0, 0, 0.0, time.monotonic()]
+                self._window = _Window()
             if self.step % self.config.eval_every == 0:
                 self.last_eval = self._validate(bar)
             if self.step % self.config.sample_every == 0:
@@ -216,14 +223,17 @@ class Trainer:
             raise DataError(f"task {self.task.name!r} produced no training batches")
         return True
 
-    def _train_step(self, batch: Any) -> tuple[float, float, bool]:
-        """One step; returns (loss, count of units in the batch, whether it rolled back)."""
+    def _train_step(self, batch: Any) -> tuple[float, dict[str, float], bool]:
+        """One step; returns (loss, the task's metrics, whether it rolled back)."""
         config = self.config
         self.model.train()
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * self.lr_scale * self._lr_factor()
         batch = self.task.to_device(batch, self.device)
         state = state_to(self.carried, self.device) if self.carried is not None else None
+        if self.grad_flow is not None:
+            task, model = self.task, self.model
+            self.grad_flow(self.step, model, lambda: task.loss(model, batch, state)[0])
         loss, new_state, metrics = self.task.loss(self.model, batch, state)
         self.optimizer.zero_grad(set_to_none=True)
         loss_value = float(loss.detach())
@@ -244,12 +254,12 @@ class Trainer:
             self._print(f"step {self.step}: non-finite loss or gradient; step skipped")
             if self.guard.must_roll_back:
                 self._roll_back()
-                return loss_value, 0.0, True
-        return loss_value, float(metrics.get("count", 0.0)), False
+                return loss_value, {}, True
+        return loss_value, metrics, False
 
     # ----------------------------------------------------------------------------- budget
     def _minutes(self) -> float:
-        return (time.monotonic() - self.started) / 60.0
+        return self._elapsed_now() / 60.0
 
     def _progress(self) -> float:
         """Fraction of the budget used (the largest over the budgets given)."""
@@ -349,8 +359,7 @@ class Trainer:
         }
 
     def _elapsed_now(self) -> float:
-        started = getattr(self, "started", None)
-        return self.elapsed if started is None else time.monotonic() - started
+        return self.elapsed if self.started is None else time.monotonic() - self.started
 
     def _save(self, tags: tuple[str, ...], metrics: dict[str, float] | None = None) -> None:
         checkpoint.save_checkpoint(
@@ -403,6 +412,27 @@ class Trainer:
             bar.write(text, file=self.out)
         else:
             print(text, file=self.out, flush=True)
+
+
+class _Window:
+    """Running sums of the training loss and the task's metrics since the last log line."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.units = 0.0
+        self.start = time.monotonic()
+
+    def add(self, loss: float, metrics: dict[str, float]) -> None:
+        self.units += float(metrics.get("count", 0.0))
+        values = {"loss": loss, **{k: v for k, v in metrics.items() if k != "count"}}
+        for key, value in values.items():
+            if math.isfinite(value):
+                self.sums[key] = self.sums.get(key, 0.0) + float(value)
+                self.counts[key] = self.counts.get(key, 0) + 1
+
+    def mean(self, key: str) -> float:
+        return self.sums.get(key, math.nan) / max(self.counts.get(key, 0), 1)
 
 
 def _to_lists(value: Any) -> Any:

@@ -1,0 +1,50 @@
+"""Zoneout (Krueger et al. 2017): each unit keeps its previous value with some probability.
+
+    training:   s_t = m * s_{t-1} + (1 - m) * s~_t,    m ~ Bernoulli(p), fresh at every step
+    evaluation: s_t = p * s_{t-1} + (1 - p) * s~_t     (the expectation)
+
+where ``s~_t`` is the wrapped cell's new state. For an LSTM, ``p_cell`` applies to ``c`` and
+``p_hidden`` to ``h``; for a single-tensor state, ``p_hidden`` applies to it. The output ``y_t``
+is the zoned-out ``h``.
+
+Example::
+
+    cell = Zoneout(rnnlab.cells.create("lstm", input_size=8, hidden_size=16), p_cell=0.5,
+                   p_hidden=0.05)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnnlab.cells.base import Cell, State
+from rnnlab.regularize.wrapper import CellWrapper, check_probability
+
+
+class Zoneout(CellWrapper):
+    """Zoneout on the hidden state (``p_hidden``) and an LSTM-like cell state (``p_cell``)."""
+
+    def __init__(self, inner: Cell, p_hidden: float = 0.0, p_cell: float = 0.0) -> None:
+        super().__init__(inner)
+        self.p_hidden = check_probability("zoneout_hidden", p_hidden)
+        self.p_cell = check_probability("zoneout_cell", p_cell)
+
+    def _zone(self, new: Tensor, old: Tensor, p: float) -> Tensor:
+        if p == 0.0:
+            return new
+        if self.training:
+            keep = torch.empty_like(new).bernoulli_(p)
+            return torch.lerp(new, old, keep)
+        return torch.lerp(new, old, p)
+
+    def step(self, xp_t: Tensor, state: State) -> tuple[Tensor, State]:
+        _, new_state = self.inner.step(xp_t, state)
+        if isinstance(state, Tensor):
+            h = self._zone(new_state, state, self.p_hidden)
+            return h, h
+        h = self._zone(new_state[0], state[0], self.p_hidden)
+        rest = list(new_state[1:])
+        if rest:
+            rest[0] = self._zone(new_state[1], state[1], self.p_cell)
+        return h, type(state)(h, *rest)
