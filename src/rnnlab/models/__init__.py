@@ -1,0 +1,1 @@
+"""Task heads: models that put cells to work on a task."""
