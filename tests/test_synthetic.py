@@ -87,7 +87,8 @@ def test_selective_copy_targets_are_the_data_tokens_in_order():
 def test_stream_is_seeded_and_eval_sets_are_fixed_and_distinct():
     make = functools.partial(parity, length=12)
     a, b = SyntheticStream(make, 8, seed=3), SyntheticStream(make, 8, seed=3)
-    assert torch.equal(a.next_batch()[0], b.next_batch()[0])
+    assert torch.equal(a.train_batch(2, 5)[0], b.train_batch(2, 5)[0])
+    assert not torch.equal(a.train_batch(2, 5)[0], a.train_batch(2, 6)[0])
     valid, test = a.eval_batches("valid"), a.eval_batches("test")
     assert sum(len(t) for _, t in valid) == 1000
     assert torch.equal(valid[0][0], b.eval_batches("valid")[0][0])

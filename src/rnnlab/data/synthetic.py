@@ -142,14 +142,18 @@ def selective_copy(
 
 
 class SyntheticStream:
-    """An endless seeded training stream and fixed evaluation sets of one generator.
+    """Seeded training batches and fixed evaluation sets of one generator.
+
+    Training batch ``index`` of ``epoch`` is drawn from its own generator, seeded from
+    ``(seed, epoch, index)``: any batch can be reproduced alone (resuming mid-epoch needs no
+    replay). The validation and test sets are drawn from generators seeded from ``(seed,
+    "valid")`` and ``(seed, "test")``, apart from every training seed.
 
     Args:
         make: ``make(batch, generator) -> (inputs, targets)``, e.g.
             ``functools.partial(adding_problem, length=600)``.
-        batch_size: examples per training batch.
-        seed: seeds the training stream; the validation and test sets are drawn from their own
-            generators, seeded ``1000 * seed + 7919`` and ``1000 * seed + 15838``.
+        batch_size: examples per training (and evaluation) batch.
+        seed: the run's seed.
         eval_examples: examples in each evaluation set.
     """
 
@@ -158,17 +162,17 @@ class SyntheticStream:
     ) -> None:
         self.make, self.batch_size, self.eval_examples = make, batch_size, eval_examples
         self.seed = seed
-        self._train = torch.Generator().manual_seed(seed)
 
-    def next_batch(self) -> Batch:
-        return self.make(self.batch_size, self._train)
+    def train_batch(self, epoch: int, index: int) -> Batch:
+        seed = (self.seed * 1_000_003 + epoch) * 1_000_033 + index
+        return self.make(self.batch_size, torch.Generator().manual_seed(seed % 2**63))
 
     def eval_batches(self, split: str) -> list[Batch]:
         """The fixed ``"valid"`` or ``"test"`` set, in batches of at most ``batch_size``."""
         offset = {"valid": 1, "test": 2}.get(split)
         if offset is None:
             raise ConfigError(f"unknown split {split!r}; choose 'valid' or 'test'")
-        generator = torch.Generator().manual_seed(self.seed * 1000 + 7919 * offset)
+        generator = torch.Generator().manual_seed(-(self.seed * 3 + offset) % 2**63)
         sizes = [self.batch_size] * (self.eval_examples // self.batch_size)
         if self.eval_examples % self.batch_size:
             sizes.append(self.eval_examples % self.batch_size)

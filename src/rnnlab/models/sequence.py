@@ -16,12 +16,13 @@ Shapes (``T`` steps, ``B`` batch, ``F`` input features, ``V`` input vocabulary, 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnlab.cells import create
+from rnnlab.cells import create, get
 from rnnlab.cells.base import check_positive
 from rnnlab.errors import ConfigError
 from rnnlab.layers.unroll import Recurrent
@@ -96,6 +97,15 @@ class SequenceModel(nn.Module):
             return y[-1]
         index = (lengths.to(y.device) - 1).view(1, -1, 1).expand(1, -1, y.shape[-1])
         return y.gather(0, index).squeeze(0)
+
+
+def cell_options(cell: str, forget_bias: float | None = None) -> dict[str, Any]:
+    """Keyword arguments for cells of family ``cell``: ``forget_bias`` when given and accepted."""
+    if forget_bias is None:
+        return {}
+    if "forget_bias" not in inspect.signature(get(cell)).parameters:
+        raise ConfigError(f"cell {cell!r} has no forget gate bias; drop --forget-bias")
+    return {"forget_bias": forget_bias}
 
 
 def count_parameters(model: nn.Module) -> int:
