@@ -1,1 +1,1 @@
-"""Task heads: models that put cells to work on a task."""
+"""Models: task heads around recurrent layers (language model, classifier, ...)."""

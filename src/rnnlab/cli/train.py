@@ -1,0 +1,72 @@
+"""``rnnlab train``: train a task's model (default: the character-level language model).
+
+Examples::
+
+    rnnlab train                                   # LSTM on the stdlib sources, about 5 minutes
+    rnnlab train --data input.txt --splits 90/10/0 --hidden 512 --max-minutes 15
+    rnnlab train --resume runs/20261122-031500 --max-steps 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rnnlab import tasks
+from rnnlab.errors import ConfigError
+from rnnlab.training import checkpoint
+from rnnlab.training.config import RUN_ONLY, add_generic_arguments, given, make_config
+from rnnlab.training.trainer import Trainer
+
+
+class _FirstDefinitionWins:
+    """Adds a task's flags to a shared parser group, skipping flags another task already added."""
+
+    def __init__(self, parser: argparse.ArgumentParser, group: argparse._ArgumentGroup):
+        self.parser, self.group = parser, group
+
+    def add_argument(self, *flags: str, **kwargs):
+        known = self.parser._option_string_actions
+        if any(flag in known for flag in flags):
+            return None
+        kwargs.setdefault("default", None)
+        return self.group.add_argument(*flags, **kwargs)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model (default: character-level LSTM language model)",
+        description="Train a task's model. Every flag is optional; unset flags take the task's "
+        "defaults. Tasks: " + ", ".join(tasks.available()),
+    )
+    add_generic_arguments(parser)
+    for name in tasks.available():
+        group = parser.add_argument_group(f"task {name}")
+        tasks.get(name).add_arguments(_FirstDefinitionWins(parser, group))
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    flags = given(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+        saved = checkpoint.read_config(run_dir)
+        changed = sorted(
+            k for k, v in flags.items() if k not in RUN_ONLY and k in saved and saved[k] != v
+        )
+        if changed:
+            raise ConfigError(
+                f"--resume continues a run as it was configured; cannot change {changed[0]!r} "
+                f"({saved[changed[0]]!r} -> {flags[changed[0]]!r}); start a new run instead"
+            )
+        config = make_config(saved["task"], base=saved, **flags)
+    else:
+        config = make_config(flags.pop("task", "charlm"), **flags)
+        run_dir = Path(config.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+        config.out = str(run_dir)
+    task = tasks.create(config.task, config, run_dir if args.resume else None)
+    print(f"run directory: {run_dir}")
+    Trainer(task, config, run_dir, resume=bool(args.resume)).fit()
+    return 0

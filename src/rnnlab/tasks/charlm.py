@@ -1,0 +1,142 @@
+"""``charlm``: the character-level language model (the default task of ``rnnlab train``).
+
+Data: ``--data`` (a UTF-8 file, ``tinyshakespeare``, or by default the Python standard library
+sources; see :mod:`rnnlab.data.text`) split by ``--splits``; truncated BPTT over
+``--batch-size`` contiguous streams (:mod:`rnnlab.data.batching`). Model:
+:class:`rnnlab.models.language_model.LanguageModel`. Reports the loss in nats per character and
+in bits per character (``bpc = loss / ln 2``).
+
+Files it writes into the run: ``vocab.json`` (the characters, in id order) and ``data.json``
+(the corpus fingerprint: source, file count, characters, sha256, split sizes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from rnnlab.data.batching import StreamBatches
+from rnnlab.data.text import Corpus, Vocabulary, load_corpus
+from rnnlab.errors import CheckpointError, DataError
+from rnnlab.models.language_model import LanguageModel
+from rnnlab.tasks.base import Task, register
+
+VOCAB, DATA = "vocab.json", "data.json"
+LN2 = math.log(2.0)
+
+
+@register("charlm")
+class CharLM(Task):
+    """Character-level language modelling with truncated BPTT."""
+
+    unit = "chars"
+    defaults = {
+        "hidden": 512,
+        "layers": 1,
+        "embed": 64,
+        "seq_len": 100,
+        "batch_size": 32,
+        "lr": 2e-3,
+        "clip_norm": 5.0,
+        "max_minutes": 5.0,
+    }
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument(
+            "--data",
+            help="UTF-8 text file or dataset name (tinyshakespeare); default: the Python "
+            "standard library sources",
+        )
+        parser.add_argument(
+            "--splits",
+            default="90/5/5",
+            help="train/valid/test percentages (90/5/5; 90/10/0 = nanoGPT shakespeare_char)",
+        )
+
+    def __init__(self, config, run_dir: Path | None = None):
+        super().__init__(config, run_dir)
+        self._corpus: Corpus | None = None
+        self._ids: dict[str, Tensor] = {}
+        self._train: StreamBatches | None = None
+        if run_dir is not None:
+            path = Path(run_dir) / VOCAB
+            if not path.is_file():
+                raise CheckpointError(f"{run_dir} has no {VOCAB}; it is not a charlm run")
+            self.vocab = Vocabulary.load(path)
+        else:
+            self.vocab = Vocabulary.from_text(self.corpus.text)
+
+    # data, loaded on first use (sampling from a run needs none)
+    @property
+    def corpus(self) -> Corpus:
+        if self._corpus is None:
+            self._corpus = load_corpus(self.config.data, self.config.splits, self.config.data_dir)
+        return self._corpus
+
+    def ids(self, split: str) -> Tensor:
+        if split not in self._ids:
+            text = self.corpus.split(split)
+            if not text:
+                raise DataError(f"the {split} split is empty (--splits {self.config.splits})")
+            self._ids[split] = self.vocab.encode(text)
+        return self._ids[split]
+
+    def save(self, run_dir: Path) -> None:
+        self.vocab.save(run_dir / VOCAB)
+        (run_dir / DATA).write_text(json.dumps(self.corpus.fingerprint, indent=2) + "\n")
+        self.ids("valid")  # an empty validation split is an error before training starts
+
+    def build_model(self) -> nn.Module:
+        c = self.config
+        return LanguageModel(len(self.vocab), c.embed, c.hidden, c.layers, c.cell, c.dropout)
+
+    def _train_batches(self) -> StreamBatches:
+        if self._train is None:
+            c = self.config
+            self._train = StreamBatches(self.ids("train"), c.batch_size, c.seq_len)
+        return self._train
+
+    def steps_per_epoch(self) -> int:
+        return len(self._train_batches())
+
+    def train_batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        return self._train_batches().iterate(start)
+
+    def loss(self, model: nn.Module, batch, state: Any):
+        x, y = batch
+        loss, state = model.loss(x, y, state)
+        return loss, state, {"count": float(y.numel())}
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        """Loss over the whole split, streams carried across chunks as in training."""
+        ids = self.ids(split)
+        c = self.config
+        batch = max(1, min(c.batch_size, ids.numel() // (c.seq_len + 1)))
+        batches = StreamBatches(ids, batch, c.seq_len, what=f"{split} split")
+        device = next(model.parameters()).device
+        total, count, state = 0.0, 0, None
+        for x, y in batches.iterate():
+            loss, state = model.loss(x.to(device), y.to(device), state)
+            total += float(loss) * y.numel()
+            count += y.numel()
+        loss = total / count
+        return {"loss": loss, "bpc": loss / LN2}
+
+    def sample(
+        self,
+        model: nn.Module,
+        length: int = 300,
+        temperature: float = 0.8,
+        prime: str | None = None,
+        top_k: int | None = None,
+        seed: int | None = None,
+    ) -> str:
+        prime = prime or ("\n" if "\n" in self.vocab else self.vocab.chars[0])
+        ids = model.generate(self.vocab.encode(prime), length, temperature, top_k, seed)
+        return prime + self.vocab.decode(ids)

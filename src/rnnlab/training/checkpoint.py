@@ -1,0 +1,151 @@
+"""The run directory and its checkpoints, written atomically.
+
+Layout::
+
+    runs/20261122-031500/
+      config.json              every resolved setting (read by --resume, sample, eval)
+      metrics.jsonl            one JSON object per line: train logs and validations
+      <task files>             what the task saved (charlm: vocab.json, data.json)
+      checkpoints/
+        step-000500/           one checkpoint
+          model.safetensors    the weights (safetensors: no code runs when loading)
+          state.pt             optimizer, schedule, RNG states, data position, carried hidden
+                               state, counters; loaded with torch.load(weights_only=True)
+          meta.json            step and validation metrics of this checkpoint
+        last -> step-000500    symbolic links, replaced atomically
+        best -> step-000500
+
+A checkpoint is written into a temporary directory and renamed into place, then the ``last`` /
+``best`` link is replaced with ``os.replace`` (atomic on POSIX). A crash at any moment leaves the
+previous checkpoint intact; directories no link points to are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from rnnlab.errors import CheckpointError
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+TAGS = ("last", "best")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def is_run(run_dir: Path) -> bool:
+    return (run_dir / CONFIG).is_file() and (run_dir / CHECKPOINTS / "last").exists()
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of a run, or a ``CheckpointError`` saying why it is not a run."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    if not is_run(run_dir):
+        raise CheckpointError(
+            f"{run_dir} is not an rnnlab run (no {CONFIG} and {CHECKPOINTS}/last); "
+            "pass the directory `rnnlab train` created"
+        )
+    try:
+        return json.loads((run_dir / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"cannot read {run_dir / CONFIG}: {error}") from None
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: nn.Module,
+    state: dict[str, Any],
+    meta: dict[str, Any],
+    tags: tuple[str, ...] = ("last",),
+) -> Path:
+    """Write checkpoint ``step-NNNNNN`` atomically and point each of ``tags`` at it."""
+    root = run_dir / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:07d}"
+    final = root / name
+    if not final.is_dir():
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{name}-"))
+        try:
+            weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+            save_file(weights, str(tmp / "model.safetensors"))
+            torch.save(state, tmp / "state.pt")
+            write_json_atomic(tmp / "meta.json", {"step": step, **meta})
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    for tag in tags:
+        link_tmp = root / f".{tag}.{os.getpid()}"
+        if link_tmp.is_symlink() or link_tmp.exists():
+            link_tmp.unlink()
+        link_tmp.symlink_to(name)
+        os.replace(link_tmp, root / tag)
+    _remove_unlinked(root)
+    return final
+
+
+def _remove_unlinked(root: Path) -> None:
+    keep = {os.readlink(root / tag) for tag in TAGS if (root / tag).is_symlink()}
+    for entry in root.iterdir():
+        if entry.name.startswith("step-") and entry.name not in keep:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def checkpoint_dir(run_dir: Path, tag: str = "last") -> Path:
+    path = run_dir / CHECKPOINTS / tag
+    if not (path / "model.safetensors").is_file():
+        raise CheckpointError(f"{run_dir} has no complete {tag!r} checkpoint")
+    return path
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load ``path/model.safetensors`` into ``model``; a mismatch is a ``CheckpointError``."""
+    try:
+        weights = load_file(str(path / "model.safetensors"))
+    except Exception as error:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot read {path / 'model.safetensors'}: {error}") from None
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the model: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}"
+        )
+    for key, value in weights.items():
+        if value.shape != own[key].shape:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit the model: {key} has shape "
+                f"{list(value.shape)} in the checkpoint but {list(own[key].shape)} in the model"
+            )
+    model.load_state_dict(weights)
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """The training state of a checkpoint (``torch.load(weights_only=True)``)."""
+    try:
+        return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise CheckpointError(f"cannot read {path / 'state.pt'}: {error}") from None

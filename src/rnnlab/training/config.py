@@ -1,0 +1,153 @@
+"""The trainer's generic flags, their defaults, and how a run's configuration is resolved.
+
+Resolution order for every setting: a flag the user gave > the task's ``defaults`` > the
+trainer's :data:`GENERIC_DEFAULTS` (or the default of the task's own flag). On ``--resume`` the
+run's ``config.json`` comes first and only flags given again on the command line change it.
+
+Programs (benchmarks, tests) build a configuration without a command line::
+
+    config = make_config("charlm", data="input.txt", hidden=128, max_steps=200)
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rnnlab.errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "cosine", "step")
+
+GENERIC_DEFAULTS: dict[str, Any] = {
+    "task": "charlm",
+    "data_dir": None,
+    "cell": "lstm",
+    "hidden": 256,
+    "layers": 1,
+    "embed": 64,
+    "dropout": 0.0,
+    "seq_len": 100,
+    "batch_size": 32,
+    "lr": 2e-3,
+    "optimizer": "adam",
+    "schedule": "constant",
+    "warmup": 0,
+    "clip_norm": None,
+    "clip_value": None,
+    "max_steps": None,
+    "max_minutes": None,
+    "epochs": None,
+    "eval_every": 500,
+    "sample_every": 500,
+    "log_every": 50,
+    "recovery_patience": 5,
+    "seed": 0,
+    "device": "cpu",
+    "out": None,
+    "resume": None,
+}
+"""Defaults of the generic flags (a task's ``defaults`` override them)."""
+
+POSITIVE_INTS = ("hidden", "layers", "embed", "seq_len", "batch_size", "max_steps", "epochs")
+POSITIVE_FLOATS = ("lr", "max_minutes", "clip_norm", "clip_value")
+POSITIVE_INTERVALS = ("eval_every", "sample_every", "log_every", "recovery_patience")
+EXCLUSIVE = (("clip_norm", "clip_value"), ("max_steps", "max_minutes", "epochs"))
+"""Groups of settings where giving one drops the defaults of the others (giving ``--max-steps``
+replaces a default time budget; ``--clip-value`` replaces a default ``--clip-norm``)."""
+RUN_ONLY = ("out", "resume", "device", "max_steps", "max_minutes", "epochs")
+"""Settings a resumed run may change; every other one must stay as the run was started."""
+
+
+def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every task understands. Their parsed default is ``None`` ("not given") so that
+    task defaults and a resumed run's configuration can fill them in."""
+    g = parser.add_argument_group("model")
+    g.add_argument("--cell", help="recurrent cell, any of `rnnlab.cells.available()` (lstm)")
+    g.add_argument("--hidden", type=int, help="hidden units per layer (256)")
+    g.add_argument("--layers", type=int, help="stacked recurrent layers (1)")
+    g.add_argument("--embed", type=int, help="input embedding size (64)")
+    g.add_argument("--dropout", type=float, help="dropout between layers and before the output")
+    g = parser.add_argument_group("training")
+    g.add_argument("--seq-len", type=int, help="steps per truncated-BPTT chunk (100)")
+    g.add_argument("--batch-size", type=int, help="parallel streams / sequences per batch (32)")
+    g.add_argument("--lr", type=float, help="peak learning rate (2e-3)")
+    g.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)} (adam)")
+    g.add_argument("--schedule", help=f"learning-rate schedule: {', '.join(SCHEDULES)} (constant)")
+    g.add_argument("--warmup", type=int, help="linear warm-up steps (0)")
+    clip = g.add_mutually_exclusive_group()
+    clip.add_argument("--clip-norm", type=float, help="clip the global gradient norm to X")
+    clip.add_argument("--clip-value", type=float, help="clip every gradient element to [-X, X]")
+    g.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    g.add_argument("--max-minutes", type=float, help="stop after X minutes of training")
+    g.add_argument("--epochs", type=int, help="stop after N passes over the training data")
+    g.add_argument("--eval-every", type=int, help="validate every N steps (500)")
+    g.add_argument("--sample-every", type=int, help="print a sample every N steps (500)")
+    g.add_argument("--seed", type=int, help="random seed (0)")
+    g.add_argument("--device", help="cpu, cuda, cuda:1, ... (cpu)")
+    g = parser.add_argument_group("run")
+    g.add_argument("--task", help="what to learn (charlm); see `rnnlab.tasks.available()`")
+    g.add_argument("--data-dir", help="folder holding datasets (DIR/<dataset>/<file>)")
+    g.add_argument("--out", help="run directory to create (runs/<timestamp>)")
+    g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
+
+
+def given(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the user gave explicitly (parsed defaults are ``None``)."""
+    return {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "debug")}
+
+
+def task_argument_defaults(task_cls) -> dict[str, Any]:
+    """Defaults of a task's own flags, read from a scratch parser."""
+    parser = argparse.ArgumentParser(add_help=False)
+    task_cls.add_arguments(parser)
+    return {a.dest: a.default for a in parser._actions if a.dest != argparse.SUPPRESS}
+
+
+def make_config(task: str = "charlm", base: dict[str, Any] | None = None, **given_: Any):
+    """Resolve a full configuration: ``given_`` > ``base`` (a resumed run) > task > generic."""
+    from rnnlab.tasks import get
+
+    task_cls = get(task)
+    values = dict(GENERIC_DEFAULTS)
+    values.update(task_argument_defaults(task_cls))
+    values.update(task_cls.defaults)
+    values.update(base or {})
+    given_ = {k: v for k, v in given_.items() if v is not None}
+    for group in EXCLUSIVE:
+        if any(k in given_ for k in group):
+            values.update({k: None for k in group})
+    values.update(given_)
+    values["task"] = task
+    config = argparse.Namespace(**values)
+    validate(config)
+    return config
+
+
+def validate(config: argparse.Namespace) -> None:
+    """Raise ``ConfigError`` for a setting no run can use."""
+    for name in POSITIVE_INTS + POSITIVE_FLOATS + POSITIVE_INTERVALS:
+        value = getattr(config, name, None)
+        if value is not None and value <= 0:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be positive, got {value}")
+    if config.warmup < 0:
+        raise ConfigError(f"--warmup must be zero or positive, got {config.warmup}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ConfigError(f"--dropout must be in [0, 1), got {config.dropout}")
+    if config.optimizer not in OPTIMIZERS:
+        raise ConfigError(
+            f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+        )
+    if config.schedule not in SCHEDULES:
+        raise ConfigError(
+            f"unknown schedule {config.schedule!r}; choose one of {', '.join(SCHEDULES)}"
+        )
+    if config.clip_norm is not None and config.clip_value is not None:
+        raise ConfigError("give --clip-norm or --clip-value, not both")
+    from rnnlab.cells import available
+
+    if config.cell not in available():
+        raise ConfigError(
+            f"unknown cell {config.cell!r}; available cells: {', '.join(available())}"
+        )

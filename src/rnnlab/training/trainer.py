@@ -1,0 +1,408 @@
+"""The trainer: how parameters move, for any task.
+
+Read top to bottom, one training run is::
+
+    trainer = Trainer(task, config, run_dir)        # builds model and optimizer, or resumes
+    trainer.fit()                                   # the loop below, until the budget is spent
+
+    for each epoch, for each batch of the task (from the saved position when resuming):
+        loss, state = task.loss(model, batch, carried state)    # forward
+        loss.backward(); clip                                   # gradients, global norm
+        if loss and norm are finite: optimizer.step()           # else skip, count, roll back
+        carried state = state.detach()                          # truncated BPTT
+        every --eval-every steps: validate, save `last` (and `best`), print a sample
+
+``Ctrl-C`` finishes the current step, saves ``last`` and returns. Everything that decides the
+next step (weights, optimizer, schedule, RNG states, data position, carried state, counters) is
+in the checkpoint, so ``--resume`` continues exactly: on CPU, a run of 40 steps and a run of 20
+steps resumed for 20 more end with identical weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from rnnlab.errors import ConfigError, DataError
+from rnnlab.tasks.base import Task
+from rnnlab.training import checkpoint
+from rnnlab.training.clipping import clip_gradients
+from rnnlab.training.recovery import NonFiniteGuard
+from rnnlab.training.schedules import lr_factor
+
+
+def resolve_device(name: str) -> torch.device:
+    """``--device`` as a ``torch.device``; a missing GPU is a ``ConfigError``."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was given but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def build_optimizer(name: str, parameters, lr: float) -> torch.optim.Optimizer:
+    """``adam | adamw | sgd | rmsprop | adagrad`` with torch's defaults otherwise (sgd: momentum
+    0.9; adamw: weight decay 0.01)."""
+    parameters = list(parameters)
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr)
+    if name == "adagrad":
+        return torch.optim.Adagrad(parameters, lr=lr)
+    raise ConfigError(f"unknown optimizer {name!r}; choose adam, adamw, sgd, rmsprop or adagrad")
+
+
+def detach_state(state: Any) -> Any:
+    """Cut the graph of a carried state (tensor or nested tuples/lists of tensors)."""
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(detach_state(s) for s in state))
+    return type(state)(detach_state(s) for s in state)
+
+
+def plain_state(state: Any) -> Any:
+    """A carried state as plain lists of CPU tensors (storable with ``weights_only=True``)."""
+    if state is None or isinstance(state, Tensor):
+        return None if state is None else state.detach().cpu()
+    return [plain_state(s) for s in state]
+
+
+def state_to(state: Any, device: torch.device) -> Any:
+    if state is None or isinstance(state, Tensor):
+        return None if state is None else state.to(device)
+    return [state_to(s, device) for s in state]
+
+
+class Trainer:
+    """Train ``task``'s model with ``config`` into ``run_dir``.
+
+    Args:
+        task: what to learn (data, model, loss, evaluation).
+        config: the resolved settings (:func:`rnnlab.training.config.make_config`).
+        run_dir: the run directory; created for a new run, read when ``resume`` is true.
+        resume: continue the run in ``run_dir`` from its ``last`` checkpoint.
+        out: where progress lines and samples go (stdout).
+        progress: show the tqdm progress bar (on stderr).
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        config: argparse.Namespace,
+        run_dir: str | Path,
+        resume: bool = False,
+        out: TextIO | None = None,
+        progress: bool = True,
+    ):
+        self.task, self.config, self.run_dir = task, config, Path(run_dir)
+        self.out = out or sys.stdout
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        self.model = task.build_model().to(self.device)
+        self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
+        self.guard = NonFiniteGuard(patience=config.recovery_patience)
+        self.step = 0  # optimizer steps taken (skipped steps count too: they consume data)
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.carried: Any = None
+        self.elapsed = 0.0  # seconds of training before this session
+        self.lr_scale = 1.0  # lowered by roll-backs
+        self.clipped = 0
+        self.best: float | None = None
+        self.stop_requested = False
+        self.last_eval: dict[str, float] = {}
+        if resume:
+            self._restore(checkpoint.checkpoint_dir(self.run_dir, "last"))
+            checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
+        else:
+            self._start_run()
+
+    # ----------------------------------------------------------------------------- the loop
+    def fit(self) -> dict[str, float]:
+        """Train until the budget is spent or Ctrl-C; return the last validation metrics."""
+        started = time.monotonic() - self.elapsed
+        self.started = started
+        bar = tqdm(
+            total=self.config.max_steps,
+            initial=self.step,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            unit="step",
+            file=sys.stderr,
+        )
+        previous_handler = self._catch_interrupt()
+        self._window = [0.0, 0, 0.0, time.monotonic()]  # loss sum, steps, units, start time
+        try:
+            while not self._budget_spent():
+                epoch_done = self._run_epoch(bar)
+                if epoch_done:
+                    self.epoch, self.batch_in_epoch, self.carried = self.epoch + 1, 0, None
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+            bar.close()
+        self.elapsed = time.monotonic() - started
+        last_eval = self.last_eval
+        if self.stop_requested:
+            self._save(("last",))
+            self._print(f"interrupted at step {self.step}: saved {self.run_dir}; --resume it")
+            return last_eval
+        if not last_eval or last_eval.get("step") != self.step:
+            last_eval = self._validate(None)
+        self._print(self._summary(last_eval))
+        return last_eval
+
+    def _run_epoch(self, bar: tqdm) -> bool:
+        """Train on the rest of the current epoch; ``True`` when its batches are exhausted,
+        ``False`` when the budget ran out or a roll-back moved the position."""
+        started_at = self.batch_in_epoch
+        for batch in self.task.train_batches(self.epoch, self.batch_in_epoch):
+            loss, count, rolled_back = self._train_step(batch)
+            bar.update(1)
+            if rolled_back:
+                return False
+            window = self._window
+            if math.isfinite(loss):
+                window[0] += loss
+                window[1] += 1
+            window[2] += count
+            if self.step % self.config.log_every == 0 or self.stop_requested:
+                rate = window[2] / max(time.monotonic() - window[3], 1e-9)
+                mean = window[0] / max(window[1], 1)
+                bar.set_postfix_str(f"loss {mean:.3f} | {rate:,.0f} {self.task.unit}/s")
+                self._log(
+                    {
+                        "split": "train",
+                        "loss": mean,
+                        f"{self.task.unit}_per_s": rate,
+                        **self._counters(),
+                    }
+                )
+                self._window = [0.0, 0, 0.0, time.monotonic()]
+            if self.step % self.config.eval_every == 0:
+                self.last_eval = self._validate(bar)
+            if self.step % self.config.sample_every == 0:
+                self._print_sample(bar)
+            if self._budget_spent():
+                return False
+        if started_at == 0 and self.batch_in_epoch == 0:
+            raise DataError(f"task {self.task.name!r} produced no training batches")
+        return True
+
+    def _train_step(self, batch: Any) -> tuple[float, float, bool]:
+        """One step; returns (loss, count of units in the batch, whether it rolled back)."""
+        config = self.config
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr * self.lr_scale * self._lr_factor()
+        batch = self.task.to_device(batch, self.device)
+        state = state_to(self.carried, self.device) if self.carried is not None else None
+        loss, new_state, metrics = self.task.loss(self.model, batch, state)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_value = float(loss.detach())
+        norm, clipped = math.nan, False
+        if math.isfinite(loss_value):
+            loss.backward()
+            norm, clipped = clip_gradients(
+                self.model.parameters(), config.clip_norm, config.clip_value
+            )
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.guard.check(loss_value, norm):
+            self.optimizer.step()
+            self.clipped += int(clipped)
+            self.carried = detach_state(new_state)
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self._print(f"step {self.step}: non-finite loss or gradient; step skipped")
+            if self.guard.must_roll_back:
+                self._roll_back()
+                return loss_value, 0.0, True
+        return loss_value, float(metrics.get("count", 0.0)), False
+
+    # ----------------------------------------------------------------------------- budget
+    def _minutes(self) -> float:
+        return (time.monotonic() - self.started) / 60.0
+
+    def _progress(self) -> float:
+        """Fraction of the budget used (the largest over the budgets given)."""
+        c = self.config
+        parts = [0.0]
+        if c.max_steps:
+            parts.append(self.step / c.max_steps)
+        if c.max_minutes:
+            parts.append(self._minutes() / c.max_minutes)
+        if c.epochs:
+            per_epoch = self.task.steps_per_epoch()
+            if per_epoch:
+                parts.append((self.epoch + self.batch_in_epoch / per_epoch) / c.epochs)
+        return max(parts)
+
+    def _lr_factor(self) -> float:
+        return lr_factor(self.config.schedule, self._progress(), self.step, self.config.warmup)
+
+    def _budget_spent(self) -> bool:
+        c = self.config
+        return (
+            self.stop_requested
+            or (c.max_steps is not None and self.step >= c.max_steps)
+            or (c.max_minutes is not None and self._minutes() >= c.max_minutes)
+            or (c.epochs is not None and self.epoch >= c.epochs)
+        )
+
+    def _catch_interrupt(self):
+        """First Ctrl-C: stop after the current step and save. Second: stop at once."""
+
+        def handler(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+
+        try:
+            return signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: Ctrl-C is not ours to catch
+            return signal.getsignal(signal.SIGINT)
+
+    # ----------------------------------------------------------------------------- evaluation
+    def _validate(self, bar: tqdm | None) -> dict[str, float]:
+        self.model.eval()
+        with torch.no_grad():
+            metrics = self.task.evaluate(self.model, "valid")
+        value = metrics[self.task.metric]
+        better = self.best is None or (
+            value < self.best if self.task.metric_mode == "min" else value > self.best
+        )
+        if better:
+            self.best = value
+        self._log({"split": "valid", **metrics})
+        self._save(("last", "best") if better else ("last",), metrics)
+        shown = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        self._print(f"step {self.step} | valid {shown}{' | best' if better else ''}", bar)
+        return {"step": self.step, **metrics}
+
+    def _print_sample(self, bar: tqdm | None) -> None:
+        if not self.task.can_sample:
+            return
+        self.model.eval()
+        with torch.no_grad():
+            text = self.task.sample(self.model, seed=self.config.seed + self.step)
+        self._print(f"----- sample at step {self.step} -----\n{text}\n-----", bar)
+
+    def _summary(self, metrics: dict[str, float]) -> str:
+        shown = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "step")
+        return (
+            f"done: {self.step} steps in {self.elapsed / 60:.1f} min | valid {shown} | "
+            f"clipped {self._counters()['clipped_fraction']:.1%} | skipped {self.guard.skipped} "
+            f"| run {self.run_dir}"
+        )
+
+    # ----------------------------------------------------------------------------- run dir
+    def _start_run(self) -> None:
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise ConfigError(
+                f"{self.run_dir} exists and is not empty; use --resume {self.run_dir} to "
+                "continue it, or another --out"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
+        self.task.save(self.run_dir)
+        self._save(("last",))
+
+    def _training_state(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "python": list(_to_lists(random.getstate()))}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "position": {"step": self.step, "epoch": self.epoch, "batch": self.batch_in_epoch},
+            "carried": plain_state(self.carried),
+            "schedule": {"lr_scale": self.lr_scale, "elapsed": self._elapsed_now()},
+            "rng": rng,
+            "counters": {"clipped": self.clipped, "best": self.best, **self.guard.state_dict()},
+        }
+
+    def _elapsed_now(self) -> float:
+        started = getattr(self, "started", None)
+        return self.elapsed if started is None else time.monotonic() - started
+
+    def _save(self, tags: tuple[str, ...], metrics: dict[str, float] | None = None) -> None:
+        checkpoint.save_checkpoint(
+            self.run_dir, self.step, self.model, self._training_state(), metrics or {}, tags
+        )
+
+    def _restore(self, path: Path, keep_counters: bool = False) -> None:
+        checkpoint.load_weights(self.model, path)
+        state = checkpoint.load_state(path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        position = state["position"]
+        self.step, self.epoch = position["step"], position["epoch"]
+        self.batch_in_epoch = position["batch"]
+        self.carried = state["carried"]
+        if not keep_counters:
+            self.lr_scale = state["schedule"]["lr_scale"]
+            self.elapsed = state["schedule"]["elapsed"]
+            counters = state["counters"]
+            self.clipped, self.best = counters["clipped"], counters["best"]
+            self.guard.load_state_dict(counters)
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        random.setstate(_to_tuples(state["rng"]["python"]))
+
+    def _roll_back(self) -> None:
+        """Return to the ``last`` checkpoint with a lower learning rate."""
+        self.lr_scale *= self.guard.rolled_back()
+        self._restore(checkpoint.checkpoint_dir(self.run_dir, "last"), keep_counters=True)
+        self._print(
+            f"rolled back to step {self.step} with learning rate x{self.lr_scale:g} "
+            f"(roll-back {self.guard.rollbacks})"
+        )
+
+    # ----------------------------------------------------------------------------- logging
+    def _counters(self) -> dict[str, float]:
+        return {
+            "clipped_fraction": self.clipped / max(self.step - self.guard.skipped, 1),
+            "skipped": self.guard.skipped,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+
+    def _log(self, record: dict[str, Any]) -> None:
+        record = {"step": self.step, "epoch": self.epoch, "time": self._elapsed_now(), **record}
+        with open(self.run_dir / checkpoint.METRICS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _print(self, text: str, bar: tqdm | None = None) -> None:
+        if bar is not None and self.progress:
+            bar.write(text, file=self.out)
+        else:
+            print(text, file=self.out, flush=True)
+
+
+def _to_lists(value: Any) -> Any:
+    return [_to_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _to_tuples(value: Any) -> Any:
+    return tuple(_to_tuples(v) for v in value) if isinstance(value, list) else value
