@@ -1,0 +1,207 @@
+"""Run one benchmark with the Trainer and format its result beside the published numbers.
+
+``run_benchmark`` resolves the settings (the entry's defaults < ``--quick`` < the user's flags),
+trains within the budget, evaluates the final model on the entry's split and returns a
+:class:`BenchResult`; ``format_row`` prints it as one Markdown table row and
+``append_result`` adds it with date, commit, machine, command and budget to
+``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from rnnlab import tasks
+from rnnlab.bench.entries import COLUMNS, BenchEntry, get_entry
+from rnnlab.models.sequence import count_parameters
+from rnnlab.training.config import make_config
+from rnnlab.training.trainer import Trainer
+
+DEFAULT_BUDGET_MINUTES = 10.0
+HEADER = "| task | cell | params | steps | minutes | result | " + " | ".join(COLUMNS) + " | notes |"
+RULE = "|" + "---|" * (HEADER.count("|") - 1)
+
+
+@dataclass
+class BenchResult:
+    """What one benchmark run measured."""
+
+    entry: BenchEntry
+    config: dict[str, Any]
+    parameters: int
+    steps: int
+    minutes: float
+    metrics: dict[str, float]
+
+    @property
+    def value(self) -> float:
+        return self.metrics[self.entry.metric] * self.entry.scale
+
+    @property
+    def labels(self) -> list[str]:
+        """Protocol labels of this run (e.g. ``mnist-test-split``, ``T=100 (paper: 600)``)."""
+        labels = []
+        if self.config.get("mnist_protocol") == "test-split":
+            labels.append("mnist-test-split")
+        for key, expected in self.entry.protocol.items():
+            actual = self.config.get(key)
+            if actual != expected and key != "mnist_protocol":
+                labels.append(f"{key}={actual} (published: {expected})")
+        return labels
+
+
+def resolve_settings(
+    entry: BenchEntry,
+    flags: dict[str, Any],
+    budget_minutes: float | None = None,
+    quick: bool = False,
+) -> dict[str, Any]:
+    """The flags to train with: entry defaults < quick settings < given flags < budget."""
+    settings = {**entry.settings, **(entry.quick if quick else {}), **flags}
+    if budget_minutes is not None:
+        settings["max_minutes"] = budget_minutes
+        if not any(key in flags for key in ("max_steps", "epochs")):
+            settings.pop("max_steps", None)
+    elif not any(settings.get(key) for key in ("max_steps", "max_minutes", "epochs")):
+        settings["max_minutes"] = DEFAULT_BUDGET_MINUTES
+    return settings
+
+
+def run_benchmark(
+    name: str,
+    flags: dict[str, Any] | None = None,
+    budget_minutes: float | None = None,
+    quick: bool = False,
+    log: TextIO | None = None,
+    progress: bool = False,
+) -> BenchResult:
+    """Train benchmark ``name`` and evaluate the final model on its reported split.
+
+    ``flags`` are generic and task flags by their ``dest`` names (``{"cell": "gru"}``); the run
+    directory is ``flags["out"]`` or a temporary folder removed afterwards. Trainer output goes
+    to ``log`` (default: discarded).
+    """
+    entry = get_entry(name)
+    settings = resolve_settings(entry, dict(flags or {}), budget_minutes, quick)
+    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as scratch:
+        run_dir = Path(settings.get("out") or Path(scratch) / "run")
+        settings["out"] = str(run_dir)
+        config = make_config(entry.task, **settings)
+        task = tasks.create(entry.task, config)
+        trainer = Trainer(task, config, run_dir, out=log or io.StringIO(), progress=progress)
+        trainer.fit()
+        trainer.model.eval()
+        with torch.no_grad():
+            metrics = task.evaluate(trainer.model, entry.split)
+        return BenchResult(
+            entry=entry,
+            config=vars(config),
+            parameters=count_parameters(trainer.model),
+            steps=trainer.step,
+            minutes=trainer.elapsed / 60.0,
+            metrics=metrics,
+        )
+
+
+def _format_value(value: float) -> str:
+    return f"{value:.3e}" if 0 < abs(value) < 1e-3 else f"{value:.4g}"
+
+
+def format_row(result: BenchResult) -> str:
+    """One Markdown table row (columns of :data:`HEADER`)."""
+    entry = result.entry
+    labelled = ", ".join([entry.split, *result.labels])
+    published = [entry.published.get(column, "-") for column in COLUMNS]
+    notes = [entry.published["other"]] if "other" in entry.published else []
+    notes += [entry.note] if entry.note else []
+    notes.append(f"published: {entry.source}")
+    cells = [
+        entry.name,
+        str(result.config["cell"]),
+        f"{result.parameters:,}",
+        f"{result.steps:,}",
+        f"{result.minutes:.1f}",
+        f"{entry.label} {_format_value(result.value)}{'%' if entry.scale == 100 else ''} "
+        f"({labelled})",
+        *published,
+        "; ".join(notes),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """The current commit (short hash, ``+dirty`` when the tree has changes), or ``unknown``."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=cwd,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=cwd,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def machine() -> str:
+    """CPU/GPU, core count, torch threads and version, for the results file."""
+    processor = platform.processor() or platform.machine()
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    return (
+        f"{platform.system()} {processor}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__} ({torch.get_num_threads()} threads), {device}"
+    )
+
+
+RESULTS_HEADER = (
+    "# Benchmark results\n\n"
+    "Appended by `rnnlab bench TASK --append-results`. Each row is one run: the final model "
+    "after its budget, evaluated on the split named in the result. Published numbers beside it "
+    "(see docs/bench.md for the sources); [M] marks numbers not verified in the source.\n\n"
+    "| date (UTC) | commit | machine | command | budget | "
+    + HEADER.removeprefix("| ")
+    + "\n|"
+    + "---|" * (5 + HEADER.count("|") - 1)
+    + "\n"
+)
+
+
+def append_result(
+    result: BenchResult, path: str | Path, command: str, budget: str, note: str = ""
+) -> None:
+    """Append ``result`` to the results table in ``path`` (created with its header)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    where = machine() + (f"; {note}" if note else "")
+    prefix = f"| {stamp} | {git_commit(path.parent)} | {where} | `{command}` | {budget} "
+    if not path.exists():
+        path.write_text(RESULTS_HEADER)
+    with open(path, "a") as handle:
+        handle.write(prefix + format_row(result) + "\n")
+
+
+def command_line() -> str:
+    """The command as typed (``rnnlab`` plus its arguments)."""
+    return " ".join(["rnnlab", *sys.argv[1:]])
