@@ -188,14 +188,16 @@ RESULTS_HEADER = (
 
 
 def append_result(
-    result: BenchResult, path: str | Path, command: str, budget: str, note: str = ""
+    result: BenchResult, path: str | Path, command: str, budget: str, commit: str, note: str = ""
 ) -> None:
-    """Append ``result`` to the results table in ``path`` (created with its header)."""
+    """Append ``result`` to the results table in ``path`` (created with its header).
+
+    ``commit`` is the code that ran (take :func:`git_commit` before training starts)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     where = machine() + (f"; {note}" if note else "")
-    prefix = f"| {stamp} | {git_commit(path.parent)} | {where} | `{command}` | {budget} "
+    prefix = f"| {stamp} | {commit} | {where} | `{command}` | {budget} "
     if not path.exists():
         path.write_text(RESULTS_HEADER)
     with open(path, "a") as handle:

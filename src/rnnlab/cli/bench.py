@@ -29,6 +29,7 @@ from rnnlab.bench.runner import (
     append_result,
     command_line,
     format_row,
+    git_commit,
     run_benchmark,
 )
 from rnnlab.errors import ConfigError
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    commit = git_commit()
     started = time.monotonic()
     print(HEADER)
     print(RULE, flush=True)
@@ -147,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
                     if args.budget_minutes
                     else _budget_of(result.config)
                 )
-                append_result(result, args.append_results, command_line(), budget, args.note or "")
+                append_result(
+                    result, args.append_results, command_line(), budget, commit, args.note or ""
+                )
     finally:
         torch.set_num_threads(previous_threads)
     if args.quick:
