@@ -122,6 +122,8 @@ def format_row(result: BenchResult) -> str:
     """One Markdown table row (columns of :data:`HEADER`)."""
     entry = result.entry
     labelled = ", ".join([entry.split, *result.labels])
+    if "baseline" in result.metrics:
+        labelled += f"; memoryless baseline {_format_value(result.metrics['baseline'])}"
     published = [entry.published.get(column, "-") for column in COLUMNS]
     notes = [entry.published["other"]] if "other" in entry.published else []
     notes += [entry.note] if entry.note else []
@@ -140,8 +142,12 @@ def format_row(result: BenchResult) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+RESULTS = "benchmarks/RESULTS.md"
+
+
 def git_commit(cwd: Path | None = None) -> str:
-    """The current commit (short hash, ``+dirty`` when the tree has changes), or ``unknown``."""
+    """The current commit (short hash; ``+dirty`` when tracked files other than the results file
+    have changes), or ``unknown``."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -151,7 +157,7 @@ def git_commit(cwd: Path | None = None) -> str:
             cwd=cwd,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{RESULTS}"],
             capture_output=True,
             text=True,
             check=True,

@@ -25,6 +25,7 @@ from rnnlab import tasks
 from rnnlab.bench.entries import COLUMNS, ENTRIES
 from rnnlab.bench.runner import (
     HEADER,
+    RESULTS,
     RULE,
     append_result,
     command_line,
@@ -35,7 +36,6 @@ from rnnlab.bench.runner import (
 from rnnlab.errors import ConfigError
 from rnnlab.training.config import add_generic_arguments, given
 
-RESULTS = "benchmarks/RESULTS.md"
 _NOT_FOR_BENCH = {"task", "resume", "help"}
 
 
