@@ -1,16 +1,18 @@
 """Run one benchmark with the Trainer and format its result beside the published numbers.
 
 ``run_benchmark`` resolves the settings (the entry's defaults < ``--quick`` < the user's flags),
-trains within the budget, evaluates the final model on the entry's split and returns a
-:class:`BenchResult`; ``format_row`` prints it as one Markdown table row and
-``append_result`` adds it with date, commit, machine, command and budget to
-``benchmarks/RESULTS.md``.
+trains within the budget and evaluates on the entry's split the checkpoint with the best
+validation metric (the final model under *mnist-test-split*, whose validation and test images are
+the same); ``evaluate_run`` does the same for an existing run directory. Both return a
+:class:`BenchResult`; ``format_row`` prints it as one Markdown table row and ``append_result``
+adds it with date, commit, machine, command and budget to ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import datetime
 import io
+import json
 import os
 import platform
 import subprocess
@@ -24,7 +26,9 @@ import torch
 
 from rnnlab import tasks
 from rnnlab.bench.entries import COLUMNS, BenchEntry, get_entry
+from rnnlab.errors import CheckpointError
 from rnnlab.models.sequence import count_parameters
+from rnnlab.training import checkpoint
 from rnnlab.training.config import make_config
 from rnnlab.training.trainer import Trainer
 
@@ -43,6 +47,8 @@ class BenchResult:
     steps: int
     minutes: float
     metrics: dict[str, float]
+    evaluated: str = "final"
+    """Which weights were evaluated: ``"final"`` or ``"best valid @ step N"``."""
 
     @property
     def value(self) -> float:
@@ -51,7 +57,7 @@ class BenchResult:
     @property
     def labels(self) -> list[str]:
         """Protocol labels of this run (e.g. ``mnist-test-split``, ``T=100 (paper: 600)``)."""
-        labels = []
+        labels = [self.evaluated]
         if self.config.get("mnist_protocol") == "test-split":
             labels.append("mnist-test-split")
         for key, expected in self.entry.protocol.items():
@@ -101,17 +107,48 @@ def run_benchmark(
         task = tasks.create(entry.task, config)
         trainer = Trainer(task, config, run_dir, out=log or io.StringIO(), progress=progress)
         trainer.fit()
-        trainer.model.eval()
-        with torch.no_grad():
-            metrics = task.evaluate(trainer.model, entry.split)
-        return BenchResult(
-            entry=entry,
-            config=vars(config),
-            parameters=count_parameters(trainer.model),
-            steps=trainer.step,
-            minutes=trainer.elapsed / 60.0,
-            metrics=metrics,
+        return _evaluate(entry, task, trainer.model, run_dir, trainer.step, trainer.elapsed)
+
+
+def evaluate_run(name: str, run_dir: str | Path, data_dir: str | None = None) -> BenchResult:
+    """Evaluate an existing run of benchmark ``name`` (made by ``rnnlab bench --out DIR`` or
+    ``rnnlab train``) as :func:`run_benchmark` would have at its end."""
+    entry = get_entry(name)
+    run_dir = Path(run_dir)
+    saved = checkpoint.read_config(run_dir)
+    if saved.get("task") != entry.task:
+        raise CheckpointError(
+            f"{run_dir} is a run of task {saved.get('task')!r}, not {entry.task!r}"
         )
+    config = make_config(entry.task, base=saved, data_dir=data_dir)
+    task = tasks.create(entry.task, config, run_dir)
+    model = task.build_model().to(config.device)
+    state = checkpoint.load_state(checkpoint.checkpoint_dir(run_dir, "last"))
+    elapsed = state["schedule"]["elapsed"]
+    return _evaluate(entry, task, model, run_dir, state["position"]["step"], elapsed)
+
+
+def _evaluate(
+    entry: BenchEntry, task, model, run_dir: Path, steps: int, seconds: float
+) -> BenchResult:
+    config = task.config
+    same_images = getattr(config, "mnist_protocol", None) == "test-split"
+    tag = "last" if same_images else "best"
+    path = checkpoint.checkpoint_dir(run_dir, tag)
+    checkpoint.load_weights(model, path)
+    step = json.loads((path / "meta.json").read_text())["step"]
+    model.eval()
+    with torch.no_grad():
+        metrics = task.evaluate(model, entry.split)
+    return BenchResult(
+        entry=entry,
+        config=vars(config),
+        parameters=count_parameters(model),
+        steps=steps,
+        minutes=seconds / 60.0,
+        metrics=metrics,
+        evaluated="final" if tag == "last" else f"best valid @ step {step:,}",
+    )
 
 
 def _format_value(value: float) -> str:

@@ -29,6 +29,7 @@ from rnnlab.bench.runner import (
     RULE,
     append_result,
     command_line,
+    evaluate_run,
     format_row,
     git_commit,
     run_benchmark,
@@ -63,6 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("bench_task", nargs="?", metavar="TASK", help="the benchmark to run")
     parser.add_argument("--quick", action="store_true", help="every task (or TASK) for 2 steps")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument(
+        "--from-run",
+        metavar="DIR",
+        help="evaluate the run in DIR (from --out) instead of training a new one",
+    )
     parser.add_argument(
         "--budget-minutes", type=float, help="training time budget (default 10 minutes)"
     )
@@ -105,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         return _list()
     if not args.quick and not args.bench_task:
         raise ConfigError("name a benchmark (rnnlab bench --list) or use --quick")
+    if args.from_run and not args.bench_task:
+        raise ConfigError("--from-run needs the benchmark's name: rnnlab bench TASK --from-run DIR")
     names = [args.bench_task] if args.bench_task else list(ENTRIES)
     for name in names:
         if name not in ENTRIES:
@@ -115,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         if key
         not in {
             "bench_task",
+            "from_run",
             "quick",
             "list",
             "budget_minutes",
@@ -134,14 +143,17 @@ def run(args: argparse.Namespace) -> int:
     print(RULE, flush=True)
     try:
         for name in names:
-            result = run_benchmark(
-                name,
-                flags,
-                budget_minutes=args.budget_minutes,
-                quick=args.quick,
-                log=None if args.quick else sys.stderr,
-                progress=args.verbose,
-            )
+            if args.from_run:
+                result = evaluate_run(name, args.from_run, args.data_dir)
+            else:
+                result = run_benchmark(
+                    name,
+                    flags,
+                    budget_minutes=args.budget_minutes,
+                    quick=args.quick,
+                    log=None if args.quick else sys.stderr,
+                    progress=args.verbose,
+                )
             print(format_row(result), flush=True)
             if args.append_results:
                 budget = (
