@@ -11,6 +11,7 @@ from rnnlab.bench.runner import (
     DEFAULT_BUDGET_MINUTES,
     HEADER,
     append_result,
+    evaluate_run,
     format_row,
     resolve_settings,
     run_benchmark,
@@ -54,9 +55,13 @@ def test_settings_resolution_and_budget():
 
 
 def test_run_row_and_results_file(tmp_path):
-    result = run_benchmark("parity", {"cell": "gru", "seed": 1}, quick=True)
+    run_dir = tmp_path / "run"
+    result = run_benchmark("parity", {"cell": "gru", "seed": 1, "out": str(run_dir)}, quick=True)
     assert result.steps == 2 and result.parameters > 0
     assert 0.0 <= result.metrics["accuracy"] <= 1.0
+    assert result.evaluated == "best valid @ step 2"
+    again = evaluate_run("parity", run_dir)
+    assert again.metrics == result.metrics and again.steps == 2
     row = format_row(result)
     assert row.startswith("| parity | gru |") and row.count("|") == HEADER.count("|")
     path = tmp_path / "RESULTS.md"
