@@ -44,8 +44,9 @@ class PTBChar(CharLM):
                 for split in ("train", "valid", "test")
             }
             fingerprint = {
+                "source": "ptb (ptb.char.{train,valid,test}.txt)",
                 "dataset": "ptb",
-                "files": "ptb.char.{train,valid,test}.txt",
+                "files": 3,
                 "split_characters": {k: len(v) for k, v in splits.items()},
             }
             self._corpus = Corpus(splits["train"], splits["valid"], splits["test"], fingerprint)
