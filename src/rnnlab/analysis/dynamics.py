@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.optimize import brentq
-from torch import Tensor
+from torch import Tensor, nn
 
 from rnnlab.cells.base import Cell, State, map_state
 from rnnlab.errors import ConfigError
@@ -55,6 +55,24 @@ def spectral_stats(cell: Cell) -> dict[str, float]:
         eig, sv = spectrum(block)
         stats[f"{name}/spectral_radius"] = float(np.abs(eig).max())
         stats[f"{name}/sigma_max"] = float(sv[0])
+    return stats
+
+
+def model_spectral_stats(model: nn.Module) -> dict[str, float]:
+    """For every cell in ``model`` with a recurrent matrix: ``{"<cell>/spectral_radius": ...,
+    "<cell>/sigma_max": ...}``, the largest over its gate blocks. The trainer logs these with every
+    validation (``"split": "spectrum"`` rows of ``metrics.jsonl``)."""
+    stats = {}
+    for name, module in model.named_modules():
+        if isinstance(module, Cell) and isinstance(getattr(module, "weight_hh", None), Tensor):
+            blocks = spectral_stats(module)
+            prefix = name or "cell"
+            stats[f"{prefix}/spectral_radius"] = max(
+                v for k, v in blocks.items() if k.endswith("spectral_radius")
+            )
+            stats[f"{prefix}/sigma_max"] = max(
+                v for k, v in blocks.items() if k.endswith("sigma_max")
+            )
     return stats
 
 

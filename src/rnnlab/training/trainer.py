@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from rnnlab.analysis.dynamics import model_spectral_stats
 from rnnlab.analysis.gradients import GradFlowLogger
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.tasks.base import Task
@@ -312,6 +313,9 @@ class Trainer:
         if better:
             self.best = value
         self._log({"split": "valid", **metrics})
+        spectra = model_spectral_stats(self.model)
+        if spectra:
+            self._log({"split": "spectrum", **spectra})
         self._save(("last", "best") if better else ("last",), metrics)
         shown = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         self._print(f"step {self.step} | valid {shown}{' | best' if better else ''}", bar)
