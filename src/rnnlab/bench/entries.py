@@ -30,6 +30,8 @@ class BenchEntry:
         scale: factor applied before printing (100 for accuracies in percent).
         split: the split reported (``"test"``, or ``"valid"`` where the reference reports it).
         settings: default flags (the papers' settings where they give them).
+        tcn_settings: flags replacing ``settings`` under ``--model tcn`` (the TCN's own sizes in
+            the reference implementation, locuslab/TCN).
         quick: flags of ``--quick`` (a few steps of a tiny model).
         published: column -> published value as printed (``COLUMNS`` and ``"other"``).
         source: where the published numbers come from.
@@ -44,6 +46,7 @@ class BenchEntry:
     scale: float = 1.0
     split: str = "test"
     settings: dict[str, Any] = field(default_factory=dict)
+    tcn_settings: dict[str, Any] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
     published: dict[str, str] = field(default_factory=dict)
     source: str = BAI
@@ -71,6 +74,7 @@ _add(
         "mse",
         "MSE",
         settings={"length": 600, "hidden": 130, "clip_norm": 5.0, "batch_size": 32},
+        tcn_settings={"hidden": 30, "layers": 8, "kernel_size": 7, "lr": 4e-3},
         quick={**QUICK, "length": 20, "eval_examples": 8},
         published={"LSTM": "0.164", "GRU": "5.3e-5", "RNN": "0.177", "TCN": "5.8e-5"},
         protocol={"length": 600},
@@ -84,6 +88,7 @@ _add(
         "loss",
         "loss",
         settings={"length": 1000, "hidden": 50, "dropout": 0.05, "clip_norm": 1.0},
+        tcn_settings={"hidden": 10, "layers": 8, "kernel_size": 8, "dropout": 0.0, "lr": 5e-4},
         quick={**QUICK, "length": 10, "eval_examples": 8},
         published={"LSTM": "0.0204", "GRU": "0.0197", "RNN": "0.0202", "TCN": "3.5e-5"},
         protocol={"length": 1000},

@@ -55,6 +55,13 @@ class BenchResult:
         return self.metrics[self.entry.metric] * self.entry.scale
 
     @property
+    def model_name(self) -> str:
+        """The cell, or ``tcn`` for the convolutional baseline (``--model tcn``)."""
+        if self.config.get("model") == "tcn":
+            return "tcn"
+        return str(self.config["cell"])
+
+    @property
     def labels(self) -> list[str]:
         """Protocol labels of this run (e.g. ``mnist-test-split``, ``T=100 (paper: 600)``)."""
         labels = [self.evaluated]
@@ -73,8 +80,10 @@ def resolve_settings(
     budget_minutes: float | None = None,
     quick: bool = False,
 ) -> dict[str, Any]:
-    """The flags to train with: entry defaults < quick settings < given flags < budget."""
-    settings = {**entry.settings, **(entry.quick if quick else {}), **flags}
+    """The flags to train with: entry defaults (with ``--model tcn``: and the entry's TCN sizes)
+    < quick settings < given flags < budget."""
+    model = {**entry.tcn_settings, "model": "tcn"} if flags.get("model") == "tcn" else {}
+    settings = {**entry.settings, **model, **(entry.quick if quick else {}), **flags}
     if budget_minutes is not None:
         settings["max_minutes"] = budget_minutes
         if not any(key in flags for key in ("max_steps", "epochs")):
@@ -167,7 +176,7 @@ def format_row(result: BenchResult) -> str:
     notes.append(f"published: {entry.source}")
     cells = [
         entry.name,
-        str(result.config["cell"]),
+        result.model_name,
         f"{result.parameters:,}",
         f"{result.steps:,}",
         f"{result.minutes:.1f}",

@@ -108,3 +108,57 @@ class TCN(nn.Module):
         layout = (0, 2, 1) if self.batch_first else (1, 2, 0)  # -> [B, C, T]
         y = self.blocks(x.permute(*layout))
         return y.permute(0, 2, 1) if self.batch_first else y.permute(2, 0, 1)
+
+
+class TCNSequenceModel(nn.Module):
+    """A :class:`TCN` with a linear readout at every step: the convolutional counterpart of
+    :class:`rnnlab.models.sequence.SequenceModel`, with the same ``forward``/``last`` contract, so
+    the benchmark tasks can train either (``--model tcn``).
+
+    Shapes: ``x`` float ``[T, B, F]`` (or int64 tokens ``[T, B]`` when ``vocab_size`` is set,
+    one-hot encoded); ``lengths`` int64 ``[B]`` (optional); ``forward(x)`` ``[T, B, O]``;
+    ``last(x, lengths)`` ``[B, O]``, the output at step ``lengths[b] - 1`` (or ``T - 1``).
+
+    Args:
+        input_size: features per step (the vocabulary size for token inputs).
+        channels: channels of every residual block (``hidden_size`` of the tasks).
+        levels: residual blocks (``--layers``); block i has dilation ``2^i``.
+        output_size: outputs per step.
+        kernel_size: convolution width.
+        dropout: dropout after each convolution.
+        vocab_size: if set, inputs are token ids.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        channels: int,
+        levels: int,
+        output_size: int,
+        kernel_size: int = 2,
+        dropout: float = 0.0,
+        vocab_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive(channels=channels, levels=levels, output_size=output_size)
+        if vocab_size is not None and vocab_size != input_size:
+            raise ConfigError("for token inputs, input_size must equal vocab_size")
+        self.vocab_size = vocab_size
+        self.tcn = TCN(input_size, [channels] * levels, kernel_size, dropout)
+        self.readout = nn.Linear(channels, output_size)
+        nn.init.normal_(self.readout.weight, 0.0, 0.01)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``lengths`` is accepted for the contract and not needed: the convolutions are causal,
+        so padding after a sequence's end never reaches its valid steps."""
+        if self.vocab_size is not None:
+            x = F.one_hot(x, self.vocab_size).to(self.readout.weight.dtype)
+        return self.readout(self.tcn(x))
+
+    def last(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The output at each sequence's last valid step: ``[B, O]``."""
+        y = self(x)
+        if lengths is None:
+            return y[-1]
+        index = (lengths.to(y.device) - 1).view(1, -1, 1).expand(1, -1, y.shape[-1])
+        return y.gather(0, index).squeeze(0)

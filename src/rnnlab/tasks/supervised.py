@@ -2,7 +2,9 @@
 
 Each subclass sets ``input_size``, ``output_size`` (and ``vocab_size`` for token inputs) in its
 ``__init__`` and implements the data, the loss and the evaluation. The model is built from the
-generic flags ``--cell --hidden --layers --dropout`` and the task flag ``--forget-bias``.
+generic flags ``--cell --hidden --layers --dropout`` and the task flag ``--forget-bias``; with
+``--model tcn`` it is the non-recurrent baseline :class:`TCNSequenceModel` instead (``--hidden``
+channels, ``--layers`` residual blocks, ``--kernel-size``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnlab.models.sequence import SequenceModel, cell_options
+from rnnlab.models.tcn import TCNSequenceModel
 from rnnlab.tasks.base import Task
+
+MODELS = ("recurrent", "tcn")
+TCN_KERNEL_SIZE = 2
 
 
 def add_common_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -29,6 +35,18 @@ def add_common_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGro
         "--eval-examples",
         type=int,
         help="examples in each evaluation set (synthetic: generated; real data: the first N)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default="recurrent",
+        help="recurrent: layers of --cell; tcn: the temporal convolutional network baseline with "
+        "--hidden channels and --layers blocks (recurrent)",
+    )
+    parser.add_argument(
+        "--kernel-size",
+        type=int,
+        help=f"--model tcn: convolution width ({TCN_KERNEL_SIZE})",
     )
 
 
@@ -49,6 +67,16 @@ class SequenceTask(Task):
 
     def build_model(self) -> nn.Module:
         c = self.config
+        if getattr(c, "model", "recurrent") == "tcn":
+            return TCNSequenceModel(
+                self.input_size,
+                c.hidden,
+                c.layers,
+                self.output_size,
+                kernel_size=getattr(c, "kernel_size", None) or TCN_KERNEL_SIZE,
+                dropout=c.dropout,
+                vocab_size=self.vocab_size,
+            )
         return SequenceModel(
             c.cell,
             self.input_size,
