@@ -3,9 +3,11 @@
 ``run_benchmark`` resolves the settings (the entry's defaults < ``--quick`` < the user's flags),
 trains within the budget and evaluates on the entry's split the checkpoint with the best
 validation metric (the final model under *mnist-test-split*, whose validation and test images are
-the same); ``evaluate_run`` does the same for an existing run directory. Both return a
-:class:`BenchResult`; ``format_row`` prints it as one Markdown table row and ``append_result``
-adds it with date, commit, machine, command and budget to ``benchmarks/RESULTS.md``.
+the same); a task with ``closed_form = True`` (``mackey-glass``) is instead fitted once by
+``task.fit(model)`` and evaluated. ``evaluate_run`` does the same for an existing run directory.
+Both return a :class:`BenchResult`; ``format_row`` prints it as one Markdown table row and
+``append_result`` adds it with date, commit, machine, command and budget to
+``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ def run_benchmark(
         settings["out"] = str(run_dir)
         config = make_config(entry.task, **settings)
         task = tasks.create(entry.task, config)
+        if getattr(task, "closed_form", False):
+            return _fit_closed_form(entry, task)
         trainer = Trainer(task, config, run_dir, out=log or io.StringIO(), progress=progress)
         trainer.fit()
         return _evaluate(entry, task, trainer.model, run_dir, trainer.step, trainer.elapsed)
@@ -135,6 +139,25 @@ def evaluate_run(name: str, run_dir: str | Path, data_dir: str | None = None) ->
     state = checkpoint.load_state(checkpoint.checkpoint_dir(run_dir, "last"))
     elapsed = state["schedule"]["elapsed"]
     return _evaluate(entry, task, model, run_dir, state["position"]["step"], elapsed)
+
+
+def _fit_closed_form(entry: BenchEntry, task) -> BenchResult:
+    """Fit a closed-form model (``task.fit(model) -> (seconds, fitted values)``) and evaluate it;
+    the row's parameters are the fitted values and its time the fit time."""
+    model = task.build_model().to(task.config.device)
+    seconds, fitted = task.fit(model)
+    model.eval()
+    with torch.no_grad():
+        metrics = task.evaluate(model, entry.split)
+    return BenchResult(
+        entry=entry,
+        config=vars(task.config),
+        parameters=fitted,
+        steps=0,
+        minutes=seconds / 60.0,
+        metrics=metrics,
+        evaluated=f"closed-form fit in {seconds:.3g} s",
+    )
 
 
 def _evaluate(
@@ -170,6 +193,8 @@ def format_row(result: BenchResult) -> str:
     labelled = ", ".join([entry.split, *result.labels])
     if "baseline" in result.metrics:
         labelled += f"; memoryless baseline {_format_value(result.metrics['baseline'])}"
+    for key, label in entry.also.items():
+        labelled += f"; {label} {_format_value(result.metrics[key])}"
     published = [entry.published.get(column, "-") for column in COLUMNS]
     notes = [entry.published["other"]] if "other" in entry.published else []
     notes += [entry.note] if entry.note else []

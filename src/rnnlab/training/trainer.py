@@ -118,6 +118,11 @@ class Trainer:
         out: TextIO | None = None,
         progress: bool = True,
     ):
+        if getattr(task, "closed_form", False):
+            raise ConfigError(
+                f"task {task.name!r} is fitted in closed form, not trained: "
+                f"run `rnnlab bench {task.name}`"
+            )
         self.task, self.config, self.run_dir = task, config, Path(run_dir)
         self.out = out or sys.stdout
         self.progress = progress
