@@ -21,7 +21,7 @@ from rnnlab.errors import ConfigError
 
 ALL = (
     "adding copy parity order selective-copy seq-mnist pmnist jsb nottingham piano muse "
-    "ptb-char shakespeare"
+    "ptb-char shakespeare mackey-glass"
 ).split()
 
 
@@ -86,7 +86,7 @@ def test_bench_quick_runs_every_task(data_dir, capsys):
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert [row.split("|")[1].strip() for row in rows[1:]] == ALL
     assert "mnist-test-split" in out
-    assert "quick: 13 tasks" in out
+    assert "quick: 14 tasks" in out
 
 
 def test_bench_errors_are_one_line(capsys):
