@@ -159,9 +159,10 @@ class Trainer:
         params = sum(p.numel() for p in self.model.parameters())
         c, about = self.config, self.task.describe()
         kind = getattr(c, "model", None)  # a task's --model (tcn, tree-lstm) replaces the cell
+        name = c.cell if kind in (None, "recurrent") else kind
         self._print(
             f"task {self.task.name}{' | ' + about if about else ''}\n"
-            f"model: {c.cell if kind in (None, 'recurrent') else kind} {c.layers}x{c.hidden}, {params:,} parameters | {c.optimizer} "
+            f"model: {name} {c.layers}x{c.hidden}, {params:,} parameters | {c.optimizer} "
             f"lr {c.lr:g} ({c.schedule}) | batch {c.batch_size} x {c.seq_len} | {self.device}"
             + (f" | resumed at step {self.step}" if self.step else "")
         )
