@@ -31,3 +31,15 @@ bench jsb --cell gru --hidden 150 --layers 1 --dropout 0.2 --lr 1e-2 --schedule 
   --budget-minutes 10
 bench nottingham --cell lstm --hidden 150 --layers 1 --lr 1e-2 --eval-every 200 --budget-minutes 15
 bench nottingham --cell gru --hidden 150 --layers 1 --lr 1e-2 --eval-every 200 --budget-minutes 15
+
+# the other families (issue 8): uRNN, minGRU and the TCN baseline at the papers' lengths
+# (adding T=600, copy T=1000); short budgets on the loaded machine
+bench adding --cell urnn --budget-minutes 4
+bench copy --cell urnn --budget-minutes 4
+bench adding --cell mingru --budget-minutes 5
+bench copy --cell mingru --budget-minutes 5
+bench adding --model tcn --budget-minutes 5
+bench copy --model tcn --budget-minutes 5
+
+# echo state network on Mackey-Glass, readout fitted in closed form (seconds), three reservoirs
+for seed in 0 1 2; do bench mackey-glass --seed "$seed"; done
