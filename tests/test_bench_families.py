@@ -58,6 +58,11 @@ def test_bench_trains_the_tcn_and_prints_it_in_the_cell_column(name):
     assert row.startswith(f"| {name} | tcn |") and row.count("|") == HEADER.count("|")
 
 
+def test_model_tcn_is_not_claimed_for_a_task_without_it():
+    row = format_row(run_benchmark("mackey-glass", {**TINY_ESN, "model": "tcn"}))
+    assert row.startswith("| mackey-glass | esn |")
+
+
 def test_bench_mackey_glass_fits_the_esn_in_closed_form():
     result = run_benchmark("mackey-glass", TINY_ESN)
     assert result.steps == 0 and result.parameters == 31  # 30 readout weights and a bias

@@ -30,6 +30,7 @@ from rnnlab import tasks
 from rnnlab.bench.entries import COLUMNS, BenchEntry, get_entry
 from rnnlab.errors import CheckpointError
 from rnnlab.models.sequence import count_parameters
+from rnnlab.models.tcn import TCNSequenceModel
 from rnnlab.training import checkpoint
 from rnnlab.training.config import make_config
 from rnnlab.training.trainer import Trainer
@@ -51,17 +52,12 @@ class BenchResult:
     metrics: dict[str, float]
     evaluated: str = "final"
     """Which weights were evaluated: ``"final"`` or ``"best valid @ step N"``."""
+    model_name: str = ""
+    """What the cell column prints: the cell, or ``tcn`` for the convolutional baseline."""
 
     @property
     def value(self) -> float:
         return self.metrics[self.entry.metric] * self.entry.scale
-
-    @property
-    def model_name(self) -> str:
-        """The cell, or ``tcn`` for the convolutional baseline (``--model tcn``)."""
-        if self.config.get("model") == "tcn":
-            return "tcn"
-        return str(self.config["cell"])
 
     @property
     def labels(self) -> list[str]:
@@ -157,6 +153,7 @@ def _fit_closed_form(entry: BenchEntry, task) -> BenchResult:
         minutes=seconds / 60.0,
         metrics=metrics,
         evaluated=f"closed-form fit in {seconds:.3g} s",
+        model_name=str(task.config.cell),
     )
 
 
@@ -180,6 +177,7 @@ def _evaluate(
         minutes=seconds / 60.0,
         metrics=metrics,
         evaluated="final" if tag == "last" else f"best valid @ step {step:,}",
+        model_name="tcn" if isinstance(model, TCNSequenceModel) else str(config.cell),
     )
 
 
