@@ -59,7 +59,7 @@ def test_train_writes_a_run(run_dir):
     out = TRAIN_OUTPUT[run_dir]
     assert "valid loss" in out and "bpc" in out and "sample at step 3" in out
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert {r["split"] for r in records} == {"train", "valid"}
+    assert {r["split"] for r in records} == {"train", "valid", "spectrum"}
     config = json.loads((run_dir / "config.json").read_text())
     assert config["hidden"] == 10 and config["max_steps"] == 6 and config["task"] == "charlm"
     fingerprint = json.loads((run_dir / "data.json").read_text())
