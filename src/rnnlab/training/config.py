@@ -12,6 +12,8 @@ Programs (benchmarks, tests) build a configuration without a command line::
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 from typing import Any
 
 from rnnlab.errors import ConfigError
@@ -23,6 +25,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "task": "charlm",
     "data_dir": None,
     "cell": "lstm",
+    "cell_options": {},
     "hidden": 256,
     "layers": 1,
     "embed": 64,
@@ -71,6 +74,14 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     task defaults and a resumed run's configuration can fill them in."""
     g = parser.add_argument_group("model")
     g.add_argument("--cell", help="recurrent cell, any of `rnnlab.cells.available()` (lstm)")
+    g.add_argument(
+        "--cell-option",
+        dest="cell_options",
+        action="append",
+        type=parse_cell_option,
+        metavar="KEY=VALUE",
+        help="keyword argument of every cell, repeatable: --cell-option layer_norm=True",
+    )
     g.add_argument("--hidden", type=int, help="hidden units per layer (256)")
     g.add_argument("--layers", type=int, help="stacked recurrent layers (1)")
     g.add_argument("--embed", type=int, help="input embedding size (64)")
@@ -102,6 +113,18 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
 
 
+def parse_cell_option(text: str) -> tuple[str, Any]:
+    """``"layer_norm=True"`` -> ``("layer_norm", True)``; the value is a Python literal
+    (number, True/False/None, quoted string) or else a plain string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (like layer_norm=True), got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
 def given(args: argparse.Namespace) -> dict[str, Any]:
     """The settings the user gave explicitly (parsed defaults are ``None``)."""
     skip = ("func", "debug", "command")
@@ -125,6 +148,8 @@ def make_config(task: str = "charlm", base: dict[str, Any] | None = None, **give
     values.update(task_cls.defaults)
     values.update(base or {})
     given_ = {k: v for k, v in given_.items() if v is not None}
+    if isinstance(given_.get("cell_options"), list):
+        given_["cell_options"] = dict(given_["cell_options"])
     for group in EXCLUSIVE:
         if any(k in given_ for k in group):
             values.update({k: None for k in group})
@@ -156,9 +181,16 @@ def validate(config: argparse.Namespace) -> None:
         )
     if config.clip_norm is not None and config.clip_value is not None:
         raise ConfigError("give --clip-norm or --clip-value, not both")
-    from rnnlab.cells import available
+    from rnnlab.cells import available, get
 
     if config.cell not in available():
         raise ConfigError(
             f"unknown cell {config.cell!r}; available cells: {', '.join(available())}"
         )
+    accepted = inspect.signature(get(config.cell)).parameters
+    for key in getattr(config, "cell_options", None) or {}:
+        if key not in accepted or key in ("input_size", "hidden_size"):
+            raise ConfigError(
+                f"cell {config.cell!r} has no option {key!r}; it takes "
+                f"{', '.join(k for k in accepted if k not in ('input_size', 'hidden_size'))}"
+            )
