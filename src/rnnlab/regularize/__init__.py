@@ -12,9 +12,11 @@ from rnnlab.regularize.penalties import (
 from rnnlab.regularize.recurrent_dropout import RecurrentDropout
 from rnnlab.regularize.weight_drop import WeightDrop
 from rnnlab.regularize.weight_noise import WeightNoise
+from rnnlab.regularize.wrap import CELL_REGULARIZERS, wrap_cell
 from rnnlab.regularize.zoneout import Zoneout
 
 __all__ = [
+    "CELL_REGULARIZERS",
     "LockedDropout",
     "RecurrentDropout",
     "WeightDrop",
@@ -26,4 +28,5 @@ __all__ = [
     "gradient_norm_preservation",
     "recurrent_l2",
     "temporal_activation_regularization",
+    "wrap_cell",
 ]

@@ -25,6 +25,7 @@ from rnnlab.data.text import Corpus, Vocabulary, load_corpus
 from rnnlab.errors import CheckpointError, DataError
 from rnnlab.models.language_model import LanguageModel
 from rnnlab.tasks.base import Task, register
+from rnnlab.training.regularization import model_regularizers
 
 VOCAB, DATA = "vocab.json", "data.json"
 LN2 = math.log(2.0)
@@ -105,7 +106,15 @@ class CharLM(Task):
 
     def build_model(self) -> nn.Module:
         c = self.config
-        return LanguageModel(len(self.vocab), c.embed, c.hidden, c.layers, c.cell, c.dropout)
+        return LanguageModel(
+            len(self.vocab),
+            c.embed,
+            c.hidden,
+            c.layers,
+            c.cell,
+            c.dropout,
+            **model_regularizers(c),
+        )
 
     def _train_batches(self) -> StreamBatches:
         if self._train is None:

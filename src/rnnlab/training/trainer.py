@@ -40,6 +40,7 @@ from rnnlab.tasks.base import Task
 from rnnlab.training import checkpoint
 from rnnlab.training.clipping import clip_gradients
 from rnnlab.training.recovery import NonFiniteGuard
+from rnnlab.training.regularization import after_update, weight_noise
 from rnnlab.training.schedules import lr_factor
 
 
@@ -228,19 +229,21 @@ class Trainer:
             group["lr"] = config.lr * self.lr_scale * self._lr_factor()
         batch = self.task.to_device(batch, self.device)
         state = state_to(self.carried, self.device) if self.carried is not None else None
-        loss, new_state, metrics = self.task.loss(self.model, batch, state)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss_value = float(loss.detach())
-        norm, clipped = math.nan, False
-        if math.isfinite(loss_value):
-            loss.backward()
-            norm, clipped = clip_gradients(
-                self.model.parameters(), config.clip_norm, config.clip_value
-            )
+        with weight_noise(self.model, config):  # removed again before the update
+            loss, new_state, metrics = self.task.loss(self.model, batch, state)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_value = float(loss.detach())
+            norm, clipped = math.nan, False
+            if math.isfinite(loss_value):
+                loss.backward()
+                norm, clipped = clip_gradients(
+                    self.model.parameters(), config.clip_norm, config.clip_value
+                )
         self.step += 1
         self.batch_in_epoch += 1
         if self.guard.check(loss_value, norm):
             self.optimizer.step()
+            after_update(self.model, config)
             self.clipped += int(clipped)
             self.carried = detach_state(new_state)
         else:
