@@ -44,6 +44,7 @@ from rnnlab.regularize import (
     LockedDropout,
     activation_regularization,
     embedding_dropout,
+    keep_plain_names,
     recurrent_l2,
     temporal_activation_regularization,
     wrap_cell,
@@ -145,6 +146,7 @@ class LanguageModel(nn.Module):
         else:
             self.decoder = nn.Linear(size, vocab_size)
         self.ar, self.tar, self.recurrent_l2 = float(ar), float(tar), float(recurrent_l2)
+        keep_plain_names(self)  # checkpoints load with and without regularisers
 
     def forward(self, tokens: Tensor, state: list | None = None) -> tuple[Tensor, list]:
         """``tokens [T, B]`` -> ``(logits [T, B, V], state per layer)``."""

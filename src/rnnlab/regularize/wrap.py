@@ -8,10 +8,14 @@ cell's own step, recurrent dropout masks the state entering that step, and zoneo
 step's result with the state that entered it (the undropped one). A keyword at 0 adds no wrapper,
 so with all at 0 the cell is returned unchanged (and keeps its fused kernel). The parameters keep
 their names below ``inner.`` (``inner.inner.weight_hh``); the drop-in layers map them back to
-torch's names.
+torch's names, and :func:`keep_plain_names` makes any module's ``state_dict`` use the plain names.
 """
 
 from __future__ import annotations
+
+import re
+
+from torch import nn
 
 from rnnlab.cells.base import Cell
 from rnnlab.regularize.recurrent_dropout import RecurrentDropout
@@ -60,3 +64,40 @@ def wrapper_depth(cell: Cell) -> int:
     while isinstance(cell, CellWrapper):
         cell, depth = cell.inner, depth + 1
     return depth
+
+
+_WRAPPED = re.compile(r"(^|\.)cell\.(?:inner\.)+")
+
+
+def plain_name(name: str) -> str:
+    """A parameter path without the wrappers: ``layers.0.cell.inner.inner.weight_hh`` ->
+    ``layers.0.cell.weight_hh``."""
+    return _WRAPPED.sub(r"\1cell.", name)
+
+
+def keep_plain_names(module: nn.Module) -> None:
+    """Make ``module``'s ``state_dict`` and ``load_state_dict`` use the names its cells have
+    without regularisers, so a regularised checkpoint loads into a plain model and back."""
+    getattr(module, "register_state_dict_post_hook", module._register_state_dict_hook)(
+        _to_plain_names
+    )
+    module.register_load_state_dict_pre_hook(_from_plain_names)
+
+
+def _to_plain_names(module: nn.Module, state_dict, prefix: str, local_metadata) -> None:
+    items = list(state_dict.items())
+    state_dict.clear()
+    for key, value in items:
+        if key.startswith(prefix):
+            key = prefix + plain_name(key[len(prefix) :])
+        state_dict[key] = value
+
+
+def _from_plain_names(module: nn.Module, state_dict, prefix: str, *_) -> None:
+    internal = {
+        plain_name(name): name for name, _ in (*module.named_parameters(), *module.named_buffers())
+    }
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        name = internal.get(key[len(prefix) :])
+        if name is not None and prefix + name != key:
+            state_dict[prefix + name] = state_dict.pop(key)
