@@ -86,15 +86,15 @@ def run(name: str, minutes: float, data_dir: str | None, seed: int) -> dict:
 
 def table(results: list[dict]) -> str:
     lines = [
-        f"{'configuration':<54} {'steps':>6} {'valid ppl':>10} {'test ppl':>9}",
-        "-" * 82,
+        f"{'configuration':<56} {'steps':>6} {'valid ppl':>10} {'test ppl':>9}",
+        "-" * 84,
     ]
     for r in results:
         flags = ", ".join(f"{k}={v}" for k, v in r["settings"].items()) or "no regularisation"
         label = f"{r['config']} ({flags}), {r['minutes']:g} min"
-        lines.append(f"{label:<54} {r['steps']:>6} {r['valid_ppl']:>10.1f} {r['test_ppl']:>9.1f}")
+        lines.append(f"{label:<56} {r['steps']:>6} {r['valid_ppl']:>10.1f} {r['test_ppl']:>9.1f}")
     for label, valid, test in PUBLISHED:
-        lines.append(f"{label:<54} {'':>6} {valid:>10.1f} {test:>9.1f}")
+        lines.append(f"{label:<56} {'':>6} {valid:>10.1f} {test:>9.1f}")
     return "\n".join(lines)
 
 
