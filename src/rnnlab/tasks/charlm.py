@@ -25,6 +25,7 @@ from rnnlab.data.text import Corpus, Vocabulary, load_corpus
 from rnnlab.errors import CheckpointError, DataError
 from rnnlab.models.language_model import LanguageModel
 from rnnlab.tasks.base import Task, register
+from rnnlab.training.regularization import model_regularizers
 
 VOCAB, DATA = "vocab.json", "data.json"
 LN2 = math.log(2.0)
@@ -113,6 +114,7 @@ class CharLM(Task):
             c.cell,
             c.dropout,
             **getattr(c, "cell_options", {}),
+            **model_regularizers(c),
         )
 
     def _train_batches(self) -> StreamBatches:

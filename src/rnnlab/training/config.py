@@ -17,6 +17,11 @@ import inspect
 from typing import Any
 
 from rnnlab.errors import ConfigError
+from rnnlab.training.regularization import (
+    REGULARIZATION_DEFAULTS,
+    add_regularization_arguments,
+    validate_regularization,
+)
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "cosine", "step")
@@ -50,6 +55,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "out": None,
     "resume": None,
+    **REGULARIZATION_DEFAULTS,
 }
 """Defaults of the generic flags (a task's ``defaults`` override them)."""
 
@@ -111,6 +117,7 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--data-dir", help="folder holding datasets (DIR/<dataset>/<file>)")
     g.add_argument("--out", help="run directory to create (runs/<timestamp>)")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
+    add_regularization_arguments(parser)
 
 
 def parse_cell_option(text: str) -> tuple[str, Any]:
@@ -181,6 +188,7 @@ def validate(config: argparse.Namespace) -> None:
         )
     if config.clip_norm is not None and config.clip_value is not None:
         raise ConfigError("give --clip-norm or --clip-value, not both")
+    validate_regularization(config)
     from rnnlab.cells import available, get
 
     if config.cell not in available():

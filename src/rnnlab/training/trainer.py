@@ -42,6 +42,7 @@ from rnnlab.tasks.base import Task
 from rnnlab.training import checkpoint
 from rnnlab.training.clipping import clip_gradients
 from rnnlab.training.recovery import NonFiniteGuard
+from rnnlab.training.regularization import after_update, weight_noise
 from rnnlab.training.schedules import lr_factor
 
 
@@ -235,19 +236,21 @@ class Trainer:
         if self.grad_flow is not None:
             task, model = self.task, self.model
             self.grad_flow(self.step, model, lambda: task.loss(model, batch, state)[0])
-        loss, new_state, metrics = self.task.loss(self.model, batch, state)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss_value = float(loss.detach())
-        norm, clipped = math.nan, False
-        if math.isfinite(loss_value):
-            loss.backward()
-            norm, clipped = clip_gradients(
-                self.model.parameters(), config.clip_norm, config.clip_value
-            )
+        with weight_noise(self.model, config):  # removed again before the update
+            loss, new_state, metrics = self.task.loss(self.model, batch, state)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_value = float(loss.detach())
+            norm, clipped = math.nan, False
+            if math.isfinite(loss_value):
+                loss.backward()
+                norm, clipped = clip_gradients(
+                    self.model.parameters(), config.clip_norm, config.clip_value
+                )
         self.step += 1
         self.batch_in_epoch += 1
         if self.guard.check(loss_value, norm):
             self.optimizer.step()
+            after_update(self.model, config)
             self.clipped += int(clipped)
             self.carried = detach_state(new_state)
         else:
