@@ -15,9 +15,9 @@ from pathlib import Path
 
 from rnnlab import tasks
 from rnnlab.errors import ConfigError
-from rnnlab.training import checkpoint
+from rnnlab.training import checkpoint, distributed
 from rnnlab.training.config import RUN_ONLY, add_generic_arguments, given, make_config
-from rnnlab.training.trainer import Trainer
+from rnnlab.training.trainer import Trainer, resolve_device
 
 
 class _FirstDefinitionWins:
@@ -71,8 +71,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = make_config(flags.pop("task", "charlm"), **flags)
         run_dir = Path(config.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    # under torchrun every rank joins the process group here and uses rank 0's run directory
+    info = distributed.setup(resolve_device(config.device))
+    run_dir = distributed.broadcast_object(run_dir, info)
+    if not args.resume:
         config.out = str(run_dir)
     task = tasks.create(config.task, config, run_dir if args.resume else None)
-    print(f"run directory: {run_dir}")
-    Trainer(task, config, run_dir, resume=bool(args.resume)).fit()
+    if info.is_main:
+        print(f"run directory: {run_dir}" + (f" | {info.world} processes" if info.enabled else ""))
+    try:
+        Trainer(task, config, run_dir, resume=bool(args.resume)).fit()
+    finally:
+        distributed.shutdown(info)
     return 0

@@ -83,6 +83,7 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, help="stop after N passes over the training data")
     g.add_argument("--eval-every", type=int, help="validate every N steps (500)")
     g.add_argument("--sample-every", type=int, help="print a sample every N steps (250)")
+    g.add_argument("--log-every", type=int, help="log training metrics every N steps (50)")
     g.add_argument("--seed", type=int, help="random seed (0)")
     g.add_argument("--device", help="cpu, cuda, cuda:1, ... (cpu)")
     g = parser.add_argument_group("run")
