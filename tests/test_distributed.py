@@ -69,6 +69,8 @@ def test_two_gloo_processes_match_one_process_and_resume_with_one(tmp_path, text
     one = tmp_path / "one"
     train_in_process(one, text_file, 10)
     assert train_losses(two) == pytest.approx(train_losses(one)[:6], abs=1e-5)
+    logged = json.loads((one / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"grad_norm", "grad_norm/layers.0", "grad_norm/decoder", "clipped"} <= logged.keys()
 
     # the 2-process run resumed by ONE process continues like the uninterrupted run
     train_in_process(two, text_file, 10, resume=True)

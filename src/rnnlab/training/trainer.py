@@ -38,7 +38,7 @@ from tqdm import tqdm
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.tasks.base import Task
 from rnnlab.training import checkpoint, distributed
-from rnnlab.training.clipping import clip_gradients
+from rnnlab.training.gradients import GradientMonitor
 from rnnlab.training.recovery import NonFiniteGuard
 from rnnlab.training.schedules import lr_factor
 
@@ -129,6 +129,9 @@ class Trainer:
         self.loss_module = distributed.wrap(task, self.model, self.device, self.dist)
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
         self.guard = NonFiniteGuard(patience=config.recovery_patience)
+        self.gradients = GradientMonitor(
+            self.model, config.clip_norm, config.clip_value, getattr(config, "clip_target", 0.05)
+        )
         self.step = 0  # optimizer steps taken (skipped steps count too: they consume data)
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -216,6 +219,9 @@ class Trainer:
                     {"split": "train", **means, f"{self.task.unit}_per_s": rate, **self._counters()}
                 )
                 self._window = _Window()
+                warning = self.gradients.warning()
+                if warning:
+                    self._print(f"step {self.step}: warning: {warning}", bar)
             if self.step % self.config.eval_every == 0:
                 self.last_eval = self._validate(bar)
             if self.step % self.config.sample_every == 0:
@@ -240,9 +246,8 @@ class Trainer:
         norm, clipped = math.nan, False
         if math.isfinite(loss_value):
             loss.backward()
-            norm, clipped = clip_gradients(
-                self.model.parameters(), config.clip_norm, config.clip_value
-            )
+            norm, clipped, gradient_metrics = self.gradients.clip()
+            metrics = {**metrics, **gradient_metrics}
         self.step += 1
         self.batch_in_epoch += 1
         if self.guard.check(loss_value, norm):
@@ -382,6 +387,7 @@ class Trainer:
             "schedule": {"lr_scale": self.lr_scale, "elapsed": self._elapsed_now()},
             "rng": rng,
             "counters": {"clipped": self.clipped, "best": self.best, **self.guard.state_dict()},
+            "gradients": self.gradients.state_dict(),
         }
 
     def _elapsed_now(self) -> float:
@@ -410,6 +416,8 @@ class Trainer:
             counters = state["counters"]
             self.clipped, self.best = counters["clipped"], counters["best"]
             self.guard.load_state_dict(counters)
+            if "gradients" in state:
+                self.gradients.load_state_dict(state["gradients"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
