@@ -59,3 +59,17 @@ def test_real_mnist_test_split(data_dir):
     # the first test image is the famous 7; image 4 (held out) is a 4
     assert labels[0].item() == 7 and test_labels[0].item() == 4
     assert int(images.max()) == 255 and int(images.min()) == 0
+
+
+def test_pixel_sequences_and_fixed_permutation():
+    from rnnlab.tasks.digits import MEAN, STD, fixed_permutation, pixel_sequences
+
+    images = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    plain = pixel_sequences(images)
+    assert plain.shape == (3, 784)
+    assert plain[1, 28 * 5 + 7].item() == pytest.approx((images[1, 5, 7].item() / 255 - MEAN) / STD)
+    permutation = fixed_permutation(0)
+    assert torch.equal(permutation, fixed_permutation(0))
+    assert torch.equal(permutation.sort().values, torch.arange(784))
+    assert not torch.equal(permutation, fixed_permutation(1))
+    assert torch.equal(pixel_sequences(images, permutation), plain[:, permutation])

@@ -232,3 +232,19 @@ def test_epoch_budget_and_cosine_schedule(text_file, tmp_path):
     trainer, _ = train(config, tmp_path / "e")
     assert trainer.epoch == 2 and trainer.step == 30  # 15 chunks per epoch
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr * 0.1, rel=0.05)
+
+
+def test_spectral_radius_and_largest_singular_value_are_logged(text_file, tmp_path):
+    from rnnlab.analysis.dynamics import spectral_stats
+
+    config = tiny(text_file, max_steps=4, eval_every=2)
+    trainer, _ = train(config, tmp_path / "s")
+    records = [json.loads(line) for line in open(tmp_path / "s" / "metrics.jsonl")]
+    spectra = [r for r in records if r.get("split") == "spectrum"]
+    assert [r["step"] for r in spectra] == [2, 4]
+    cells = [(n, m) for n, m in trainer.model.named_modules() if hasattr(m, "weight_hh")]
+    name, cell = cells[0]
+    stats = spectral_stats(cell)
+    radius = max(v for k, v in stats.items() if k.endswith("spectral_radius"))
+    assert spectra[-1][f"{name}/spectral_radius"] == pytest.approx(radius)
+    assert spectra[-1][f"{name}/sigma_max"] >= spectra[-1][f"{name}/spectral_radius"] - 1e-6

@@ -70,6 +70,14 @@ class Cell(nn.Module):
             state = self.init_state(x_t.shape[0], x_t.device, x_t.dtype)
         return self.step(self.precompute(x_t.unsqueeze(0))[0], state)
 
+    def fused_unroll(
+        self, x: Tensor, state: State, lengths: Tensor | None, reverse: bool
+    ) -> tuple[Tensor, State] | None:
+        """Optional fast path: the result of ``rnnlab.layers.unroll(self, x, state, lengths,
+        reverse)`` computed faster (``y [T, B, output_size]``, final state), or ``None`` when the
+        cell has none. ``lengths`` is validated already."""
+        return None
+
     def torch_kernel(self) -> tuple[str, list[Tensor]] | None:
         """``(mode, [w_ih, w_hh, b_ih, b_hh, (w_hr)])`` when torch's fused kernel computes exactly
         this cell (mode ``"LSTM"``, ``"GRU"``, ``"RNN_TANH"`` or ``"RNN_RELU"``), else ``None``."""
@@ -85,7 +93,14 @@ def map_state(fn: Callable[..., Tensor], *states: State) -> State:
 
 
 def state_batch_select(mask: Tensor, new: State, old: State) -> State:
-    """Per batch row: ``new`` where ``mask`` ([B] bool) is true, else ``old``."""
+    """Per batch row: ``new`` where ``mask`` ([B] bool) is true, else ``old``.
+
+    An ``old`` state missing ``new``'s trailing fields (torch's ``h`` or ``(h, c)`` handed to a cell
+    whose state also counts time steps) counts as zeros there."""
+    if not isinstance(new, Tensor):
+        parts = [old] if isinstance(old, Tensor) else list(old)
+        if len(parts) < len(new):
+            old = type(new)(*parts, *(torch.zeros_like(part) for part in new[len(parts) :]))
     return map_state(
         lambda n, o: torch.where(mask.view(-1, *([1] * (n.dim() - 1))), n, o), new, old
     )

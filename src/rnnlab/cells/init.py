@@ -13,9 +13,11 @@ applied to each ``H x H`` gate block separately:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from rnnlab.errors import ConfigError
 
@@ -45,3 +47,16 @@ def init_uniform_(tensor: torch.Tensor, hidden_size: int) -> None:
     bound = 1.0 / math.sqrt(hidden_size)
     with torch.no_grad():
         nn.init.uniform_(tensor, -bound, bound)
+
+
+def reset_weight_(module: nn.Module, name: str, fill: Callable[[torch.Tensor], None]) -> None:
+    """Re-initialise ``module.<name>`` with ``fill`` (in place), also when the weight is
+    parametrised (weight normalisation): then the filled weight is assigned through the
+    parametrisation, which recomputes its factors."""
+    if parametrize.is_parametrized(module, name):
+        weight = torch.empty_like(getattr(module, name))
+        fill(weight)
+        with torch.no_grad():
+            setattr(module, name, weight)
+    else:
+        fill(getattr(module, name))

@@ -358,7 +358,9 @@ class TorchCompatibleRNN(nn.Module):
         flat = [s for state in states for s in (state if self.bidirectional else [state])]
         if isinstance(flat[0], Tensor):
             return torch.stack(flat)
-        return tuple(torch.stack(parts) for parts in zip(*flat))
+        # torch's parts only (h, or h and c): a batch-norm cell's step counter is dropped
+        parts = [torch.stack(p) for p in zip(*flat)][: 2 if self.mode == "LSTM" else 1]
+        return tuple(parts) if len(parts) > 1 else parts[0]
 
     # ---- device moves ------------------------------------------------------------------------
 

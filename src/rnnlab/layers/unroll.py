@@ -75,7 +75,8 @@ class Recurrent(nn.Module):
     """Unroll any cell over time, on the fastest correct path.
 
     A cell that torch's fused kernel computes exactly (``cell.torch_kernel()`` is not ``None``)
-    runs on that kernel; any other cell runs on the reference loop :func:`unroll`. Both give the
+    runs on that kernel; a cell with a fused path of its own (``cell.fused_unroll`` returns a
+    result) runs on it; any other cell runs on the reference loop :func:`unroll`. All give the
     same outputs, final states and gradients (tested).
 
     Example::
@@ -112,10 +113,15 @@ class Recurrent(nn.Module):
         if state is None:
             state = self.cell.init_state(batch, x.device, x.dtype)
         kernel = self.cell.torch_kernel() if self.fast else None
-        if kernel is None:
-            y, state = unroll(self.cell, x, state, lengths, self.reverse)
-        else:
+        fused = None
+        if self.fast and kernel is None:
+            fused = self.cell.fused_unroll(x, state, lengths, self.reverse)
+        if kernel is not None:
             y, state = self._run_kernel(kernel, x, state, lengths)
+        elif fused is not None:
+            y, state = fused
+        else:
+            y, state = unroll(self.cell, x, state, lengths, self.reverse)
         return (y.transpose(0, 1) if self.batch_first else y), state
 
     def _run_kernel(self, kernel, x: Tensor, state: State, lengths: Tensor | None):

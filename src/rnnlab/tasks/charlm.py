@@ -106,7 +106,15 @@ class CharLM(Task):
 
     def build_model(self) -> nn.Module:
         c = self.config
-        return LanguageModel(len(self.vocab), c.embed, c.hidden, c.layers, c.cell, c.dropout)
+        return LanguageModel(
+            len(self.vocab),
+            c.embed,
+            c.hidden,
+            c.layers,
+            c.cell,
+            c.dropout,
+            **getattr(c, "cell_options", {}),
+        )
 
     def _train_batches(self) -> StreamBatches:
         if self._train is None:

@@ -12,6 +12,8 @@ Programs (benchmarks, tests) build a configuration without a command line::
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 from typing import Any
 
 from rnnlab.errors import ConfigError
@@ -23,6 +25,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "task": "charlm",
     "data_dir": None,
     "cell": "lstm",
+    "cell_options": {},
     "hidden": 256,
     "layers": 1,
     "embed": 64,
@@ -42,6 +45,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "eval_every": 500,
     "sample_every": 250,
     "log_every": 50,
+    "log_grad_flow": None,
     "recovery_patience": 5,
     "seed": 0,
     "device": "cpu",
@@ -52,7 +56,13 @@ GENERIC_DEFAULTS: dict[str, Any] = {
 
 POSITIVE_INTS = ("hidden", "layers", "embed", "seq_len", "batch_size", "max_steps", "epochs")
 POSITIVE_FLOATS = ("lr", "max_minutes", "clip_value")
-POSITIVE_INTERVALS = ("eval_every", "sample_every", "log_every", "recovery_patience")
+POSITIVE_INTERVALS = (
+    "eval_every",
+    "sample_every",
+    "log_every",
+    "recovery_patience",
+    "log_grad_flow",
+)
 EXCLUSIVE = (("clip_norm", "clip_value"), ("max_steps", "max_minutes", "epochs"))
 """Groups of settings where giving one drops the defaults of the others (giving ``--max-steps``
 replaces a default time budget; ``--clip-value`` replaces a default ``--clip-norm``)."""
@@ -65,6 +75,14 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     task defaults and a resumed run's configuration can fill them in."""
     g = parser.add_argument_group("model")
     g.add_argument("--cell", help="recurrent cell, any of `rnnlab.cells.available()` (lstm)")
+    g.add_argument(
+        "--cell-option",
+        dest="cell_options",
+        action="append",
+        type=parse_cell_option,
+        metavar="KEY=VALUE",
+        help="keyword argument of every cell, repeatable: --cell-option layer_norm=True",
+    )
     g.add_argument("--hidden", type=int, help="hidden units per layer (256)")
     g.add_argument("--layers", type=int, help="stacked recurrent layers (1)")
     g.add_argument("--embed", type=int, help="input embedding size (64)")
@@ -91,6 +109,9 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-every", type=int, help="validate every N steps (500)")
     g.add_argument("--sample-every", type=int, help="print a sample every N steps (250)")
     g.add_argument("--log-every", type=int, help="log training metrics every N steps (50)")
+    g.add_argument(
+        "--log-grad-flow", type=int, metavar="EVERY", help="log dL_T/dh_t every N steps (off)"
+    )
     g.add_argument("--seed", type=int, help="random seed (0)")
     g.add_argument("--device", help="cpu, cuda, cuda:1, ... (cpu)")
     g = parser.add_argument_group("run")
@@ -108,6 +129,18 @@ def _clip_norm(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
+def parse_cell_option(text: str) -> tuple[str, Any]:
+    """``"layer_norm=True"`` -> ``("layer_norm", True)``; the value is a Python literal
+    (number, True/False/None, quoted string) or else a plain string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (like layer_norm=True), got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
@@ -133,6 +166,8 @@ def make_config(task: str = "charlm", base: dict[str, Any] | None = None, **give
     values.update(task_cls.defaults)
     values.update(base or {})
     given_ = {k: v for k, v in given_.items() if v is not None}
+    if isinstance(given_.get("cell_options"), list):
+        given_["cell_options"] = dict(given_["cell_options"])
     for group in EXCLUSIVE:
         if any(k in given_ for k in group):
             values.update({k: None for k in group})
@@ -170,9 +205,16 @@ def validate(config: argparse.Namespace) -> None:
         )
     if config.clip_norm is not None and config.clip_value is not None:
         raise ConfigError("give --clip-norm or --clip-value, not both")
-    from rnnlab.cells import available
+    from rnnlab.cells import available, get
 
     if config.cell not in available():
         raise ConfigError(
             f"unknown cell {config.cell!r}; available cells: {', '.join(available())}"
         )
+    accepted = inspect.signature(get(config.cell)).parameters
+    for key in getattr(config, "cell_options", None) or {}:
+        if key not in accepted or key in ("input_size", "hidden_size"):
+            raise ConfigError(
+                f"cell {config.cell!r} has no option {key!r}; it takes "
+                f"{', '.join(k for k in accepted if k not in ('input_size', 'hidden_size'))}"
+            )

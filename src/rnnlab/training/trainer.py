@@ -35,6 +35,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from rnnlab.analysis.dynamics import model_spectral_stats
+from rnnlab.analysis.gradients import GradFlowLogger
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.tasks.base import Task
 from rnnlab.training import checkpoint, distributed
@@ -127,6 +129,9 @@ class Trainer:
         random.seed(config.seed)
         self.model = task.build_model().to(self.device)
         self.loss_module = distributed.wrap(task, self.model, self.device, self.dist)
+        every = getattr(config, "log_grad_flow", None)
+        # gradient-flow probes write files: rank 0 only (its own backward, no collectives)
+        self.grad_flow = GradFlowLogger(every, self.run_dir) if every and self.dist.is_main else None
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
         self.guard = NonFiniteGuard(patience=config.recovery_patience)
         self.gradients = GradientMonitor(
@@ -240,6 +245,9 @@ class Trainer:
             group["lr"] = config.lr * self.lr_scale * self._lr_factor()
         batch = self._rank_batch(batch)
         state = state_to(self.carried, self.device) if self.carried is not None else None
+        if self.grad_flow is not None:
+            task, model = self.task, self.model
+            self.grad_flow(self.step, model, lambda: task.loss(model, batch, state)[0])
         loss, new_state, metrics = self.loss_module(batch, state)
         self.optimizer.zero_grad(set_to_none=True)
         loss_value, metrics = self._reduce(float(loss.detach()), metrics)
@@ -342,6 +350,9 @@ class Trainer:
         if better:
             self.best = value
         self._log({"split": "valid", **metrics})
+        spectra = model_spectral_stats(self.model)
+        if spectra:
+            self._log({"split": "spectrum", **spectra})
         self._save(("last", "best") if better else ("last",), metrics)
         shown = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         self._print(f"step {self.step} | valid {shown}{' | best' if better else ''}", bar)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The full runs behind benchmarks/RESULTS.md, in the order they were made (run from the
+# repository root). Each trains within its budget and appends one row to benchmarks/RESULTS.md:
+#   DATA=../shared/data NOTE="load ..." benchmarks/bench_suite.sh
+# On a shared CPU, --threads 1 is much faster for these small models. A run directory can be
+# evaluated again with: rnnlab bench TASK --from-run DIR
+set -euo pipefail
+DATA=${DATA:-../shared/data}
+NOTE=${NOTE:-}
+bench() { PYTHONPATH=src python -m rnnlab bench "$@" --threads 1 --data-dir "$DATA" \
+  --append-results --note "$NOTE"; }
+
+# the papers' sizes (Bai et al. 2018 supplement), 15 minutes each
+bench adding --cell lstm --budget-minutes 15
+bench adding --cell gru --budget-minutes 15
+bench copy --cell lstm --budget-minutes 15
+bench copy --cell gru --budget-minutes 15
+bench jsb --cell lstm --lr 1e-3 --budget-minutes 15
+bench jsb --cell lstm --lr 1e-2 --budget-minutes 15
+bench jsb --cell gru --lr 1e-2 --budget-minutes 15
+bench pmnist --cell lstm --mnist-protocol test-split --forget-bias 10 --budget-minutes 15
+bench nottingham --cell lstm --budget-minutes 15
+
+# smaller models that train many more steps in the same time on this machine
+bench jsb --cell lstm --hidden 150 --layers 1 --dropout 0 --lr 1e-2 --budget-minutes 15
+bench jsb --cell gru --hidden 150 --layers 1 --dropout 0 --lr 1e-2 --budget-minutes 15
+bench jsb --cell lstm --hidden 150 --layers 1 --dropout 0.2 --lr 1e-2 --budget-minutes 12
+bench jsb --cell lstm --hidden 150 --layers 1 --dropout 0.2 --lr 1e-2 --schedule cosine \
+  --budget-minutes 10
+bench jsb --cell gru --hidden 150 --layers 1 --dropout 0.2 --lr 1e-2 --schedule cosine \
+  --budget-minutes 10
+bench nottingham --cell lstm --hidden 150 --layers 1 --lr 1e-2 --eval-every 200 --budget-minutes 15
+bench nottingham --cell gru --hidden 150 --layers 1 --lr 1e-2 --eval-every 200 --budget-minutes 15

@@ -1,0 +1,2 @@
+"""Benchmarks: the registry of benchmark tasks with their published numbers, and the runner
+behind ``rnnlab bench``."""

@@ -1,0 +1,143 @@
+"""Fused unrolling of GRU variants (layer norm, batch norm, weight norm) with backward through
+time written by hand; same design as :mod:`rnnlab.fast.fused_lstm` and the same maths as
+``GRUCell.step`` (tested against ``rnnlab.layers.unroll``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from rnnlab.fast.loop import fast_tanh, step_indices, valid_masks
+from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
+
+
+@dataclass
+class GRUSpec:
+    """The fixed (non-tensor) configuration of one fused GRU call."""
+
+    hidden: int
+    order: list[int]
+    valid: list[Tensor] | None
+    norm_hh: StepNorm | None
+
+
+def gru_unroll(
+    cell, x: Tensor, h0: Tensor, step: Tensor | None, lengths: Tensor | None, reverse: bool
+) -> tuple[Tensor, Tensor]:
+    """Run ``cell`` (a ``GRUCell``) over ``x [T, B, I]`` from ``h0`` (and each row's time
+    ``step`` with batch norm): ``y [T, B, H]`` and the final ``h``, as ``unroll``."""
+    steps = x.shape[0]
+    norm_hh = None
+    if cell.batch_norm:
+        t_index = step_indices(step, steps, lengths, reverse)
+        xp = cell.bn_ih.normalize_steps(x @ cell.weight_ih.T, t_index)
+        if cell.bias:
+            xp = xp + cell.bias_ih
+        norm_hh = BatchNormStep(cell.bn_hh, t_index)
+    else:
+        xp = cell.precompute(x)
+        if cell.layer_norm:
+            norm_hh = LayerNormStep(cell.ln_hh.weight, None, cell.ln_hh.eps)
+    order = list(range(steps - 1, -1, -1) if reverse else range(steps))
+    spec = GRUSpec(cell.hidden_size, order, valid_masks(lengths, steps), norm_hh)
+    norm_params = [] if norm_hh is None else list(norm_hh.params)
+    tensors = (xp, h0, cell.weight_hh, cell.bias_hh, *norm_params)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return FusedGRU.apply(spec, *tensors)
+    with torch.no_grad():
+        return gru_forward(spec, *tensors[:4], saved=None)
+
+
+def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
+    """The forward loop; fills ``saved`` (when given) with what the backward needs."""
+    hidden = spec.hidden
+    xs = xp.unbind(0)
+    w_hh_t = w_hh.t()
+    outputs = []
+    keep = saved is not None
+    if keep:
+        for name in ("h", "rz", "n", "hn", "norm_hh"):
+            saved[name] = {}
+    for t in spec.order:
+        x_t = xs[t]
+        if spec.norm_hh is None:
+            hp = h @ w_hh_t if b_hh is None else torch.addmm(b_hh, h, w_hh_t)
+        else:
+            hp, norm_saved = spec.norm_hh.forward(h @ w_hh_t, t)
+            if b_hh is not None:
+                hp = hp + b_hh
+            if keep:
+                saved["norm_hh"][t] = norm_saved
+        rz = (x_t[:, : 2 * hidden] + hp[:, : 2 * hidden]).sigmoid()
+        hn = hp[:, 2 * hidden :]
+        n = fast_tanh(torch.addcmul(x_t[:, 2 * hidden :], rz[:, :hidden], hn))
+        h_new = torch.lerp(n, h, rz[:, hidden:])
+        if keep:
+            saved["h"][t], saved["rz"][t], saved["n"][t], saved["hn"][t] = h, rz, n, hn
+        if spec.valid is None:
+            h = h_new
+        else:
+            v = spec.valid[t]
+            h = torch.where(v, h_new, h)
+            h_new = h_new * v
+        outputs.append(h_new)
+    y = torch.stack(outputs[::-1] if spec.order[0] > spec.order[-1] else outputs)
+    return y, h
+
+
+class FusedGRU(torch.autograd.Function):
+    """Forward loop without autograd; backward through time by hand."""
+
+    @staticmethod
+    def forward(ctx, spec, xp, h0, w_hh, b_hh, *norm_params):
+        saved: dict = {}
+        y, h = gru_forward(spec, xp, h0, w_hh, b_hh, saved)
+        ctx.spec, ctx.saved, ctx.has_bias = spec, saved, b_hh is not None
+        ctx.save_for_backward(w_hh)
+        ctx.shapes = (xp.shape, xp.dtype, xp.device)
+        return y, h
+
+    @staticmethod
+    def backward(ctx, dy, dh):
+        spec, saved = ctx.spec, ctx.saved
+        (w_hh,) = ctx.saved_tensors
+        hidden = spec.hidden
+        shape, dtype, device = ctx.shapes
+        dxp = torch.empty(shape, dtype=dtype, device=device)
+        dhp_all = torch.empty(shape, dtype=dtype, device=device)
+        dhw_all = torch.empty(shape, dtype=dtype, device=device) if spec.norm_hh else dhp_all
+        dh = torch.zeros_like(saved["h"][spec.order[0]]) if dh is None else dh
+        dys = dy.unbind(0)
+        if spec.norm_hh is not None:
+            spec.norm_hh.zero_grads()
+        for t in reversed(spec.order):
+            h_prev, rz, n, hn = saved["h"][t], saved["rz"][t], saved["n"][t], saved["hn"][t]
+            r, z = rz[:, :hidden], rz[:, hidden:]
+            dh_new = dh + dys[t]
+            if spec.valid is not None:
+                v = spec.valid[t]
+                keep_h = dh * ~v
+                dh_new = dh_new * v
+            dx_t, dhp = dxp[t], dhp_all[t]
+            dan = dh_new * (1 - z) * (1 - n * n)
+            dx_t[:, 2 * hidden :] = dan
+            torch.mul(dan, r, out=dhp[:, 2 * hidden :])
+            torch.mul(dan * hn, r * (1 - r), out=dx_t[:, :hidden])
+            torch.mul(dh_new * (h_prev - n), z * (1 - z), out=dx_t[:, hidden : 2 * hidden])
+            dhp[:, : 2 * hidden] = dx_t[:, : 2 * hidden]
+            if spec.norm_hh is not None:
+                dhw = spec.norm_hh.backward(dhp, saved["norm_hh"][t])
+                dhw_all[t] = dhw
+            else:
+                dhw = dhp
+            dh = torch.addmm(dh_new * z, dhw, w_hh)
+            if spec.valid is not None:
+                dh = dh + keep_h
+        h_prev = torch.stack([saved["h"][t] for t in spec.order]).flatten(0, 1)
+        dhw_flat = torch.stack([dhw_all[t] for t in spec.order]).flatten(0, 1)
+        dw_hh = dhw_flat.t() @ h_prev
+        db_hh = dhp_all.sum((0, 1)) if ctx.has_bias else None
+        norm_grads = [] if spec.norm_hh is None else spec.norm_hh.grads
+        return (None, dxp, dh, dw_hh, db_hh, *norm_grads)

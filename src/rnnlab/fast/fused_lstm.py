@@ -1,0 +1,238 @@
+"""Fused unrolling of LSTM variants (peephole, coupled, layer norm, batch norm, weight norm,
+projection) with backward through time written by hand.
+
+The input term of every step is computed before the loop in one matrix product (and normalised
+there, differentiably). The loop runs without autograd and keeps only what the backward needs;
+the backward walks the steps in reverse and computes the gradients of the recurrent parameters
+in one matrix product each at the end. With no gradient needed (inference, generation) only the
+forward loop runs. Same maths as ``LSTMCell.step`` (tested against ``rnnlab.layers.unroll``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from rnnlab.fast.loop import fast_tanh, step_indices, valid_masks
+from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
+
+
+@dataclass
+class LSTMSpec:
+    """The fixed (non-tensor) configuration of one fused LSTM call."""
+
+    hidden: int
+    coupled: bool
+    order: list[int]
+    valid: list[Tensor] | None
+    norm_hh: StepNorm | None
+    norm_c: StepNorm | None
+
+
+def lstm_unroll(
+    cell,
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    step: Tensor | None,
+    lengths: Tensor | None,
+    reverse: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Run ``cell`` (an ``LSTMCell``) over ``x [T, B, I]`` from ``h``, ``c`` (and each row's time
+    ``step`` with batch norm): ``y [T, B, H or P]`` and the final ``h``, ``c``, as ``unroll``."""
+    steps = x.shape[0]
+    if cell.batch_norm:
+        t_index = step_indices(step, steps, lengths, reverse)
+        xg = cell.bn_ih.normalize_steps(x @ cell.weight_ih.T, t_index)
+        if cell.bias:
+            xg = xg + cell.gate_bias()
+        norm_hh = BatchNormStep(cell.bn_hh, t_index)
+        norm_c = BatchNormStep(cell.bn_c, t_index)
+    else:
+        xg = cell.precompute(x)
+        norm_hh = norm_c = None
+        if cell.layer_norm:
+            norm_hh = LayerNormStep(cell.ln_hh.weight, None, cell.ln_hh.eps)
+            norm_c = LayerNormStep(cell.ln_c.weight, cell.ln_c.bias, cell.ln_c.eps)
+    order = list(range(steps - 1, -1, -1) if reverse else range(steps))
+    spec = LSTMSpec(
+        cell.hidden_size, cell.coupled, order, valid_masks(lengths, steps), norm_hh, norm_c
+    )
+    norm_params = [p for norm in (norm_hh, norm_c) if norm is not None for p in norm.params]
+    tensors = (
+        xg,
+        h,
+        c,
+        cell.weight_hh,
+        cell.weight_peephole,
+        cell.weight_hr,
+        *norm_params,
+    )
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return FusedLSTM.apply(spec, *tensors)
+    with torch.no_grad():
+        return lstm_forward(spec, *tensors[:6], saved=None)
+
+
+def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | None):
+    """The forward loop; fills ``saved`` (when given) with what the backward needs."""
+    hidden, coupled = spec.hidden, spec.coupled
+    xs = xg.unbind(0)
+    w_hh_t = w_hh.t()
+    w_hr_t = None if w_hr is None else w_hr.t()
+    keep = saved is not None
+    if keep:
+        for name in ("h", "c", "act", "tc", "c_new", "m", "norm_hh", "norm_c"):
+            saved[name] = {}
+    g_start = hidden if coupled else 2 * hidden
+    g_end = g_start + hidden
+    outputs = []
+    for t in spec.order:
+        if spec.norm_hh is None:
+            a = torch.addmm(xs[t], h, w_hh_t)
+        else:
+            hw, norm_saved = spec.norm_hh.forward(h @ w_hh_t, t)
+            a = xs[t] + hw
+            if keep:
+                saved["norm_hh"][t] = norm_saved
+        if peephole is not None:
+            a[:, :hidden].addcmul_(peephole[0], c)
+            if not coupled:
+                a[:, hidden : 2 * hidden].addcmul_(peephole[1], c)
+        a[:, g_start:g_end].mul_(2)  # tanh(a_g) = 2 sigmoid(2 a_g) - 1: one sigmoid for all
+        s = a.sigmoid() if peephole is None else a[:, :g_end].sigmoid()
+        g = s[:, g_start:g_end] * 2 - 1
+        i = s[:, :hidden]
+        if coupled:
+            c_new = torch.addcmul(c, i, g - c)
+        else:
+            c_new = torch.addcmul(s[:, hidden:g_start] * c, i, g)
+        if peephole is None:
+            o = s[:, g_end:]
+        else:
+            o = torch.addcmul(a[:, g_end:], peephole[-1], c_new).sigmoid_()
+        if spec.norm_c is None:
+            cn = c_new
+        else:
+            cn, norm_saved = spec.norm_c.forward(c_new, t)
+            if keep:
+                saved["norm_c"][t] = norm_saved
+        tc = fast_tanh(cn)
+        m = o * tc
+        h_new = m if w_hr_t is None else m @ w_hr_t
+        if keep:
+            deriv = s * (1 - s)  # sigmoid'; tanh'(a_g) = 1 - g^2 = 4 s_g (1 - s_g)
+            deriv[:, g_start:g_end].mul_(4)
+            saved["h"][t], saved["c"][t] = h, c
+            saved["act"][t] = (s, g, o, deriv)
+            saved["tc"][t], saved["c_new"][t], saved["m"][t] = tc, c_new, m
+        if spec.valid is None:
+            h, c = h_new, c_new
+        else:
+            v = spec.valid[t]
+            h, c = torch.where(v, h_new, h), torch.where(v, c_new, c)
+            h_new = h_new * v
+        outputs.append(h_new)
+    y = torch.stack(outputs[::-1] if spec.order[0] > spec.order[-1] else outputs)
+    return y, h, c
+
+
+class FusedLSTM(torch.autograd.Function):
+    """Forward loop without autograd; backward through time by hand."""
+
+    @staticmethod
+    def forward(ctx, spec, xg, h0, c0, w_hh, peephole, w_hr, *norm_params):
+        saved: dict = {}
+        y, h, c = lstm_forward(spec, xg, h0, c0, w_hh, peephole, w_hr, saved)
+        ctx.spec, ctx.saved = spec, saved
+        ctx.save_for_backward(w_hh, peephole, w_hr)
+        ctx.shapes = (xg.shape, xg.dtype, xg.device)
+        ctx.has_norm_params = len(norm_params)
+        return y, h, c
+
+    @staticmethod
+    def backward(ctx, dy, dh, dc):
+        spec, saved = ctx.spec, ctx.saved
+        w_hh, peephole, w_hr = ctx.saved_tensors
+        hidden, coupled = spec.hidden, spec.coupled
+        shape, dtype, device = ctx.shapes
+        dxg = torch.empty(shape, dtype=dtype, device=device)
+        dhw_all = torch.empty(shape, dtype=dtype, device=device) if spec.norm_hh else dxg
+        dh_out = [] if w_hr is not None else None
+        dh = torch.zeros_like(saved["h"][spec.order[0]]) if dh is None else dh
+        dc = torch.zeros_like(saved["c"][spec.order[0]]) if dc is None else dc
+        dys = dy.unbind(0)
+        for norm in (spec.norm_hh, spec.norm_c):
+            if norm is not None:
+                norm.zero_grads()
+        g_start = hidden if coupled else 2 * hidden
+        g_end = g_start + hidden
+        for t in reversed(spec.order):
+            s, g, o, deriv = saved["act"][t]
+            tc, c_prev = saved["tc"][t], saved["c"][t]
+            i = s[:, :hidden]
+            dh_new = dh + dys[t]
+            if spec.valid is not None:
+                v = spec.valid[t]
+                keep_h, keep_c = dh * ~v, dc * ~v
+                dh_new, dc = dh_new * v, dc * v
+            if w_hr is not None:
+                dh_out.append(dh_new)
+                dm = dh_new @ w_hr
+            else:
+                dm = dh_new
+            dtc = dm * o
+            dcn = torch.addcmul(dtc, dtc * tc, tc, value=-1)  # through tanh: (1 - tc^2)
+            if spec.norm_c is not None:
+                dcn = spec.norm_c.backward(dcn, saved["norm_c"][t])
+            dc_new = dc + dcn
+            # da: gradient of each activation, then times its derivative
+            da = dxg[t]
+            da_o = da[:, g_end:]
+            if peephole is None:
+                torch.mul(dm, tc, out=da_o)
+            else:
+                torch.mul(dm * tc, o * (1 - o), out=da_o)
+                dc_new.addcmul_(da_o, peephole[-1])
+            torch.mul(dc_new, g - c_prev if coupled else g, out=da[:, :hidden])
+            if not coupled:
+                torch.mul(dc_new, c_prev, out=da[:, hidden:g_start])
+            torch.mul(dc_new, i, out=da[:, g_start:g_end])
+            if peephole is None:
+                da.mul_(deriv)
+            else:
+                da[:, :g_end].mul_(deriv)
+            dc = dc_new * (1 - i) if coupled else dc_new * s[:, hidden:g_start]
+            if peephole is not None:
+                dc.addcmul_(da[:, :hidden], peephole[0])
+                if not coupled:
+                    dc.addcmul_(da[:, hidden:g_start], peephole[1])
+            if spec.norm_hh is not None:
+                dhw = spec.norm_hh.backward(da, saved["norm_hh"][t])
+                dhw_all[t] = dhw
+            else:
+                dhw = da
+            dh = dhw @ w_hh
+            if spec.valid is not None:
+                dh, dc = dh + keep_h, dc + keep_c
+        steps = range(shape[0])
+        h_prev = torch.stack([saved["h"][t] for t in steps]).flatten(0, 1)
+        dw_hh = dhw_all.flatten(0, 1).t() @ h_prev
+        dpeep = dw_hr = None
+        if peephole is not None:
+            c_prev = torch.stack([saved["c"][t] for t in steps])
+            c_new = torch.stack([saved["c_new"][t] for t in steps])
+            rows = [(dxg[..., :hidden] * c_prev).sum((0, 1))]
+            if not coupled:
+                rows.append((dxg[..., hidden:g_start] * c_prev).sum((0, 1)))
+            rows.append((dxg[..., g_end:] * c_new).sum((0, 1)))
+            dpeep = torch.stack(rows)
+        if w_hr is not None:
+            order = spec.order
+            m = torch.stack([saved["m"][t] for t in order]).flatten(0, 1)
+            dh_rev = torch.stack(dh_out[::-1]).flatten(0, 1)
+            dw_hr = dh_rev.t() @ m
+        norm_grads = [g for n in (spec.norm_hh, spec.norm_c) if n is not None for g in n.grads]
+        return (None, dxg, dh, dc, dw_hh, dpeep, dw_hr, *norm_grads)
