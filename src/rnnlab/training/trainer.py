@@ -131,7 +131,8 @@ class Trainer:
         self.loss_module = distributed.wrap(task, self.model, self.device, self.dist)
         every = getattr(config, "log_grad_flow", None)
         # gradient-flow probes write files: rank 0 only (its own backward, no collectives)
-        self.grad_flow = GradFlowLogger(every, self.run_dir) if every and self.dist.is_main else None
+        probe = every and self.dist.is_main
+        self.grad_flow = GradFlowLogger(every, self.run_dir) if probe else None
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
         self.guard = NonFiniteGuard(patience=config.recovery_patience)
         self.gradients = GradientMonitor(
