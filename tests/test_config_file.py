@@ -66,6 +66,8 @@ def test_a_runs_config_json_reproduces_it(tmp_path, text_file, capsys):
         ("lr: [1, 2]\n", "config setting 'lr' must be a number"),
         ("clip-norm: often\n", "config setting 'clip-norm': expected a number or auto"),
         ("- hidden\n", "must hold a mapping"),
+        ("cell-option: 3\n", "config setting 'cell-option' must be a mapping, got 3"),
+        ("cell_options: [1]\n", "config setting 'cell_options' must be a mapping"),
         ("hidden: [\n", "is not valid YAML"),
     ],
 )

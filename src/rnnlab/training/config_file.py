@@ -64,6 +64,10 @@ def _check_type(name: str, value: Any, action: argparse.Action | None, default: 
     ``ConfigError``."""
     if value is None:
         return None
+    if isinstance(default, dict):  # a mapping setting, e.g. cell_options: {layer_norm: true}
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"config setting {name!r} must be a mapping, got {value!r}")
+        return dict(value)
     kind = action.type if action is not None else type(default) if default is not None else None
     if action is not None and action.nargs == 0:  # an on/off flag (store_true)
         kind = bool
@@ -105,10 +109,14 @@ def load_config_file(
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of setting names to values")
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    flag_names = {  # a flag's own name as well as its destination: cell_option -> cell_options
+        o.lstrip("-").replace("-", "_"): a.dest for a in actions.values() for o in a.option_strings
+    }
     from_run = path.name == checkpoint.CONFIG and checkpoint.is_run(path.parent)
     values: dict[str, Any] = {}
     for raw_name, value in data.items():
         name = str(raw_name).replace("-", "_")
+        name = flag_names.get(name, name)
         if from_run and name in IGNORED_FROM_RUN:
             continue
         if name not in actions and name not in defaults:
