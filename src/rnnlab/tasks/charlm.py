@@ -38,6 +38,7 @@ class CharLM(Task):
     """Character-level language modelling with truncated BPTT."""
 
     unit = "chars"
+    batch_dim = 1  # batches are (x [T, B], y [T, B]); distributed ranks split the B streams
     defaults = {
         "hidden": 256,
         "layers": 1,

@@ -43,6 +43,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "warmup": 0,
     "clip_norm": None,
     "clip_value": None,
+    "clip_target": 0.05,
     "max_steps": None,
     "max_minutes": None,
     "epochs": None,
@@ -60,7 +61,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
 """Defaults of the generic flags (a task's ``defaults`` override them)."""
 
 POSITIVE_INTS = ("hidden", "layers", "embed", "seq_len", "batch_size", "max_steps", "epochs")
-POSITIVE_FLOATS = ("lr", "max_minutes", "clip_norm", "clip_value")
+POSITIVE_FLOATS = ("lr", "max_minutes", "clip_value")
 POSITIVE_INTERVALS = (
     "eval_every",
     "sample_every",
@@ -100,13 +101,20 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", help=f"learning-rate schedule: {', '.join(SCHEDULES)} (constant)")
     g.add_argument("--warmup", type=int, help="linear warm-up steps (0)")
     clip = g.add_mutually_exclusive_group()
-    clip.add_argument("--clip-norm", type=float, help="clip the global gradient norm to X")
+    clip.add_argument(
+        "--clip-norm",
+        type=_clip_norm,
+        help="clip the global gradient norm to X, or `auto`: at the running quantile that clips "
+        "--clip-target of the steps",
+    )
     clip.add_argument("--clip-value", type=float, help="clip every gradient element to [-X, X]")
+    g.add_argument("--clip-target", type=float, help="share of steps --clip-norm auto clips (0.05)")
     g.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
     g.add_argument("--max-minutes", type=float, help="stop after X minutes of training")
     g.add_argument("--epochs", type=int, help="stop after N passes over the training data")
     g.add_argument("--eval-every", type=int, help="validate every N steps (500)")
     g.add_argument("--sample-every", type=int, help="print a sample every N steps (250)")
+    g.add_argument("--log-every", type=int, help="log training metrics every N steps (50)")
     g.add_argument(
         "--log-grad-flow", type=int, metavar="EVERY", help="log dL_T/dh_t every N steps (off)"
     )
@@ -118,6 +126,16 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--out", help="run directory to create (runs/<timestamp>)")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
     add_regularization_arguments(parser)
+
+
+def _clip_norm(text: str) -> float | str:
+    """``--clip-norm``: a number or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
 def parse_cell_option(text: str) -> tuple[str, Any]:
@@ -174,6 +192,12 @@ def validate(config: argparse.Namespace) -> None:
         if value is not None and value <= 0:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{flag} must be positive, got {value}")
+    clip_norm = config.clip_norm
+    if clip_norm is not None and clip_norm != "auto":
+        if isinstance(clip_norm, str) or clip_norm <= 0:
+            raise ConfigError(f"--clip-norm must be a positive number or auto, got {clip_norm!r}")
+    if not 0.0 < config.clip_target < 1.0:
+        raise ConfigError(f"--clip-target must be in (0, 1), got {config.clip_target}")
     if config.warmup < 0:
         raise ConfigError(f"--warmup must be zero or positive, got {config.warmup}")
     if not 0.0 <= config.dropout < 1.0:
