@@ -59,7 +59,7 @@ def test_train_writes_a_run(run_dir):
     out = TRAIN_OUTPUT[run_dir]
     assert "valid loss" in out and "bpc" in out and "sample at step 3" in out
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert {r["split"] for r in records} == {"train", "valid"}
+    assert {r["split"] for r in records} == {"train", "valid", "spectrum"}
     config = json.loads((run_dir / "config.json").read_text())
     assert config["hidden"] == 10 and config["max_steps"] == 6 and config["task"] == "charlm"
     fingerprint = json.loads((run_dir / "data.json").read_text())
@@ -112,6 +112,7 @@ def bad_file(tmp_path, name, content):
         (lambda t, f: ["--data", bad_file(t, "s.txt", b"too short")], "fewer than one batch"),
         (lambda t, f: ["--data", f, "--cell", "transformer"], "unknown cell"),
         (lambda t, f: ["--data", f, "--optimizer", "lion"], "unknown optimizer"),
+        (lambda t, f: ["--data", f, "--cell-option", "peepholes=1"], "has no option 'peepholes'"),
         (lambda t, f: ["--data", f, "--hidden", "0"], "--hidden must be positive"),
         (lambda t, f: ["--data", f, "--seq-len", "-3"], "--seq-len must be positive"),
         (lambda t, f: ["--data", f, "--batch-size", "0"], "--batch-size must be positive"),
@@ -206,3 +207,36 @@ def test_tinyshakespeare_by_name(tmp_path, data_dir, capsys):
     fingerprint = json.loads((out / "data.json").read_text())
     assert fingerprint["dataset"] == "tinyshakespeare" and fingerprint["characters"] == 1115394
     assert "65" in capsys.readouterr().out  # vocabulary size in the start line
+
+
+def test_cell_options_reach_every_cell_and_the_run_config(tmp_path, text_file, capsys):
+    out = tmp_path / "ln"
+    args = ["--cell-option", "layer_norm=True", "--cell-option", "forget_bias=2.0"]
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(text_file),
+                *TINY,
+                "--layers",
+                "2",
+                *args,
+                "--max-steps",
+                "2",
+                "--splits",
+                "80/20/0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    config = json.loads((out / "config.json").read_text())
+    assert config["cell_options"] == {"layer_norm": True, "forget_bias": 2.0}
+    from rnnlab.training import load_run
+
+    _, model, _ = load_run(out)
+    lstm_cells = [m for m in model.modules() if type(m).__name__ == "LSTMCell"]
+    assert len(lstm_cells) == 2
+    assert all(c.layer_norm and c.forget_bias == 2.0 for c in lstm_cells)

@@ -59,12 +59,14 @@ def spectral_stats(cell: Cell) -> dict[str, float]:
 
 
 def model_spectral_stats(model: nn.Module) -> dict[str, float]:
-    """For every cell in ``model`` with a recurrent matrix: ``{"<cell>/spectral_radius": ...,
+    """For every cell in ``model`` with a recurrent matrix (2-d ``weight_hh``; convolutional
+    recurrences are skipped): ``{"<cell>/spectral_radius": ...,
     "<cell>/sigma_max": ...}``, the largest over its gate blocks. The trainer logs these with every
     validation (``"split": "spectrum"`` rows of ``metrics.jsonl``)."""
     stats = {}
     for name, module in model.named_modules():
-        if isinstance(module, Cell) and isinstance(getattr(module, "weight_hh", None), Tensor):
+        weight = getattr(module, "weight_hh", None)
+        if isinstance(module, Cell) and isinstance(weight, Tensor) and weight.dim() == 2:
             blocks = spectral_stats(module)
             prefix = name or "cell"
             stats[f"{prefix}/spectral_radius"] = max(

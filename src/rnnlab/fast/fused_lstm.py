@@ -150,7 +150,10 @@ class FusedLSTM(torch.autograd.Function):
         ctx.save_for_backward(w_hh, peephole, w_hr)
         ctx.shapes = (xg.shape, xg.dtype, xg.device)
         ctx.has_norm_params = len(norm_params)
-        return y, h, c
+        # The final h and c may be tensors kept in ``saved``: returning them as they are would
+        # make the outputs (whose grad_fn is this node) reachable from ctx, a reference cycle
+        # through C++ that is never freed. Fresh tensors break it.
+        return y, h.clone(), c.clone()
 
     @staticmethod
     def backward(ctx, dy, dh, dc):

@@ -55,10 +55,16 @@ class Stack(nn.Module):
         dropout: probability of zeroing an element of each layer's output except the last
             (only in training).
         residual: add each layer's input to its output (every layer must keep the width).
+        locked: draw the dropout mask once per sequence and reuse it at every step (variational
+            dropout, Gal and Ghahramani 2016) instead of a fresh mask per element.
     """
 
     def __init__(
-        self, layers: Sequence[nn.Module], dropout: float = 0.0, residual: bool = False
+        self,
+        layers: Sequence[nn.Module],
+        dropout: float = 0.0,
+        residual: bool = False,
+        locked: bool = False,
     ) -> None:
         super().__init__()
         if len(layers) == 0:
@@ -88,7 +94,7 @@ class Stack(nn.Module):
         if len(batch_firsts) > 1:
             raise ConfigError("all layers of a Stack must have the same batch_first")
         self.layers = nn.ModuleList(layers)
-        self.dropout, self.residual = float(dropout), residual
+        self.dropout, self.residual, self.locked = float(dropout), residual, locked
         self.batch_first = batch_firsts.pop() if batch_firsts else False
 
     @property
@@ -120,10 +126,18 @@ class Stack(nn.Module):
             if self.residual:
                 y = y + (x if mask is None else x * mask)
             if k < last and self.dropout > 0:
-                y = nn.functional.dropout(y, self.dropout, self.training)
+                y = self._dropout(y)
             x = y
             states.append(layer_state)
         return x, states
+
+    def _dropout(self, y: Tensor) -> Tensor:
+        if not self.locked:
+            return nn.functional.dropout(y, self.dropout, self.training)
+        if not self.training:
+            return y
+        shape = (y.shape[0], 1, y.shape[2]) if self.batch_first else (1, *y.shape[1:])
+        return y * (y.new_empty(shape).bernoulli_(1.0 - self.dropout) / (1.0 - self.dropout))
 
     def _valid_mask(self, x: Tensor, lengths: Tensor | list[int]) -> Tensor:
         """``[T, B, 1]`` (or ``[B, T, 1]``): 1 at valid steps, 0 at padding."""
@@ -134,4 +148,5 @@ class Stack(nn.Module):
         return (mask.T if self.batch_first else mask).unsqueeze(-1)
 
     def extra_repr(self) -> str:
-        return f"dropout={self.dropout}, residual={self.residual}"
+        locked = ", locked=True" if self.locked else ""
+        return f"dropout={self.dropout}, residual={self.residual}{locked}"

@@ -30,13 +30,16 @@ from rnnlab.fast.torch_kernels import TorchState, run_kernel, run_kernel_packed
 from rnnlab.layers.bidirectional import Bidirectional
 from rnnlab.layers.stack import Stack
 from rnnlab.layers.unroll import Recurrent, check_lengths
+from rnnlab.regularize.wrap import CELL_REGULARIZERS, innermost, wrap_cell, wrapper_depth
+from rnnlab.regularize.wrapper import check_probability
 
 # Internal parameter paths and torch's names for them:
 #   stack.layers.1.cell.weight_ih                  <-> weight_ih_l1
 #   stack.layers.1.backward_rnn.cell.bias_hh       <-> bias_hh_l1_reverse
 #   stack.layers.0.forward_rnn.cell.norm.weight    <-> norm_l0.weight   (a cell's submodule)
+#   stack.layers.0.cell.inner.inner.weight_hh      <-> weight_hh_l0     (inside regularisers)
 _INTERNAL_NAME = re.compile(
-    r"^stack\.layers\.(?P<layer>\d+)\.(?:(?P<direction>forward_rnn|backward_rnn)\.)?cell\."
+    r"^stack\.layers\.(?P<layer>\d+)\.(?:(?P<direction>forward_rnn|backward_rnn)\.)?cell\.(?:inner\.)*"
     r"(?P<name>[^.]+)(?P<rest>\..+)?$"
 )
 _TORCH_NAME = re.compile(r"^(?P<name>[^.]+?)_l(?P<layer>\d+)(?P<reverse>_reverse)?(?P<rest>\..+)?$")
@@ -75,23 +78,32 @@ class TorchCompatibleRNN(nn.Module):
                 f"num_layers greater than 1, but got dropout={dropout} and num_layers=1",
                 stacklevel=3,
             )
+        cell_kwargs = dict(cell_kwargs)
+        regularizers, variational = _pop_regularizers(cell_kwargs, dropout)
+        if variational:
+            dropout = regularizers["recurrent_dropout"]
         _check_cell_kwargs(cell_name, cell_kwargs)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first = bias, batch_first
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
-        self.cell_kwargs = dict(cell_kwargs)
+        self.cell_kwargs = cell_kwargs
+        self.regularizers = {k: v for k, v in regularizers.items() if v}
+        self.variational = variational
         cell_kwargs = {**(fixed_cell_kwargs or {}), **cell_kwargs}
         layers: list[nn.Module] = []
         layer_cells: list[Cell] = []  # torch's order: layer 0 forward, layer 0 backward, ...
         layer_input = input_size
         for _ in range(num_layers):
             directions = [
-                cells.create(
-                    cell_name,
-                    input_size=layer_input,
-                    hidden_size=hidden_size,
-                    bias=bias,
-                    **cell_kwargs,
+                wrap_cell(
+                    cells.create(
+                        cell_name,
+                        input_size=layer_input,
+                        hidden_size=hidden_size,
+                        bias=bias,
+                        **cell_kwargs,
+                    ),
+                    **regularizers,
                 )
                 for _ in range(2 if bidirectional else 1)
             ]
@@ -103,8 +115,9 @@ class TorchCompatibleRNN(nn.Module):
             else:
                 layers.append(Recurrent(directions[0], fast=fast))
             layer_input = layers[-1].output_size
-        self.stack = Stack(layers, dropout=dropout)
+        self.stack = Stack(layers, dropout=dropout, locked=self.variational)
         self._cells = tuple(layer_cells)  # fixed at construction; read on every forward pass
+        self._cell_path = "cell." + "inner." * wrapper_depth(layer_cells[0])
         self.output_size = self._cells[0].output_size
         self._fast = fast
         if device is not None or dtype is not None:
@@ -147,7 +160,7 @@ class TorchCompatibleRNN(nn.Module):
     def reset_parameters(self) -> None:
         """Re-initialise every cell with its own (documented) initialisation."""
         for cell in self.cells():
-            cell.reset_parameters()
+            innermost(cell).reset_parameters()
 
     # ---- torch's parameter names ---------------------------------------------------------------
 
@@ -170,7 +183,8 @@ class TorchCompatibleRNN(nn.Module):
             direction = ""
         else:
             direction = "backward_rnn." if match["reverse"] else "forward_rnn."
-        return f"stack.layers.{match['layer']}.{direction}cell.{match['name']}{match['rest'] or ''}"
+        path = f"stack.layers.{match['layer']}.{direction}{self._cell_path}"
+        return f"{path}{match['name']}{match['rest'] or ''}"
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -671,6 +685,24 @@ class RNN(TorchCompatibleRNN):
             {"nonlinearity": nonlinearity},
         )
         self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+
+
+def _pop_regularizers(cell_kwargs: dict[str, Any], dropout: float) -> tuple[dict[str, float], bool]:
+    """Take the regulariser keywords out of ``cell_kwargs`` (:func:`wrap_cell`'s, and
+    ``variational_dropout``: ``recurrent_dropout`` plus one mask per sequence between layers in
+    place of ``dropout``'s fresh masks)."""
+    found = {name: float(cell_kwargs.pop(name, 0.0)) for name in CELL_REGULARIZERS}
+    variational = cell_kwargs.pop("variational_dropout", None)
+    if variational is not None:
+        if found["recurrent_dropout"]:
+            raise ConfigError("give variational_dropout or recurrent_dropout, not both")
+        if dropout:
+            raise ConfigError(
+                "variational_dropout replaces dropout between layers (one mask per sequence); "
+                "give one of them"
+            )
+        found["recurrent_dropout"] = check_probability("variational_dropout", variational)
+    return found, variational is not None
 
 
 def _check_cell_kwargs(cell_name: str, cell_kwargs: dict[str, Any]) -> None:

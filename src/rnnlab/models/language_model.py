@@ -7,6 +7,19 @@ plain LSTM/GRU/RNN layers run on torch's fused kernels and every other cell on t
 loop. Dropout (Zaremba et al., 2014) acts on the non-recurrent connections only: the embedding
 output, between layers and before the decoder.
 
+Regularisers (all off by default; see docs/regularize.md):
+
+* ``variational_dropout``: the same dropouts with one mask per sequence (Gal and Ghahramani),
+  and that probability on the recurrent state too unless ``recurrent_dropout`` is given;
+* ``recurrent_dropout``, ``weight_drop``, ``zoneout_cell``, ``zoneout_hidden``: every layer's
+  cell is wrapped by :func:`rnnlab.regularize.wrap_cell` (such a layer leaves torch's fused
+  kernel for the reference loop);
+* ``embedding_dropout``: whole words of the embedding matrix dropped;
+* ``ar``, ``tar`` (Merity et al. 2017) and ``recurrent_l2``: penalties that :meth:`loss` adds
+  in training mode (AR on the dropped last-layer output, TAR on the undropped one);
+* ``tie_weights``: the decoder uses the embedding matrix (Press and Wolf 2017; Inan et al.
+  2017); needs ``embed == hidden``.
+
 =========  ==============================================
 tokens     ``[T, B]`` long, time first
 logits     ``[T, B, V]``
@@ -27,6 +40,16 @@ from torch.nn import functional as F
 from rnnlab import cells
 from rnnlab.errors import ConfigError
 from rnnlab.layers import Recurrent
+from rnnlab.regularize import (
+    LockedDropout,
+    activation_regularization,
+    embedding_dropout,
+    keep_plain_names,
+    recurrent_l2,
+    temporal_activation_regularization,
+    wrap_cell,
+)
+from rnnlab.regularize.wrapper import check_probability
 
 
 class LanguageModel(nn.Module):
@@ -38,7 +61,11 @@ class LanguageModel(nn.Module):
         hidden: hidden units per layer.
         layers: number of stacked recurrent layers.
         cell: registered cell name (``rnnlab.cells.available()``).
-        dropout: dropout probability on non-recurrent connections.
+        dropout: dropout probability on non-recurrent connections, fresh mask per element.
+        variational_dropout, recurrent_dropout, weight_drop, embedding_dropout, zoneout_cell,
+            zoneout_hidden: probabilities in ``[0, 1)`` (see above).
+        ar, tar, recurrent_l2: non-negative penalty weights.
+        tie_weights: share the embedding matrix with the decoder.
         **cell_kwargs: passed to every cell (``forget_bias=...``).
     """
 
@@ -50,9 +77,37 @@ class LanguageModel(nn.Module):
         layers: int = 1,
         cell: str = "lstm",
         dropout: float = 0.0,
+        *,
+        variational_dropout: float = 0.0,
+        recurrent_dropout: float | None = None,
+        weight_drop: float = 0.0,
+        embedding_dropout: float = 0.0,
+        zoneout_cell: float = 0.0,
+        zoneout_hidden: float = 0.0,
+        ar: float = 0.0,
+        tar: float = 0.0,
+        recurrent_l2: float = 0.0,
+        tie_weights: bool = False,
         **cell_kwargs: Any,
     ):
         super().__init__()
+        check_probability("dropout", dropout)
+        check_probability("variational_dropout", variational_dropout)
+        check_probability("embedding_dropout", embedding_dropout)
+        if dropout and variational_dropout:
+            raise ConfigError(
+                "--dropout (a fresh mask per element) and --variational-dropout (one mask per "
+                "sequence) act on the same connections; give one of them"
+            )
+        for name, value in (("ar", ar), ("tar", tar), ("recurrent_l2", recurrent_l2)):
+            if value < 0:
+                raise ConfigError(f"{name} must be zero or positive, got {value}")
+        if tie_weights and embed != hidden:
+            raise ConfigError(
+                f"tied embeddings need --embed equal to --hidden, got {embed} and {hidden}"
+            )
+        if recurrent_dropout is None:
+            recurrent_dropout = variational_dropout
         for name, value in (
             ("vocab_size", vocab_size),
             ("embed", embed),
@@ -67,23 +122,54 @@ class LanguageModel(nn.Module):
         size = embed
         for _ in range(layers):
             layer = Recurrent(
-                cells.create(cell, input_size=size, hidden_size=hidden, **cell_kwargs)
+                wrap_cell(
+                    cells.create(cell, input_size=size, hidden_size=hidden, **cell_kwargs),
+                    recurrent_dropout=recurrent_dropout,
+                    weight_drop=weight_drop,
+                    zoneout_cell=zoneout_cell,
+                    zoneout_hidden=zoneout_hidden,
+                )
             )
             self.layers.append(layer)
             size = layer.output_size
-        self.dropout = nn.Dropout(dropout)
-        self.decoder = nn.Linear(size, vocab_size)
+        self.dropout = (
+            LockedDropout(variational_dropout) if variational_dropout else nn.Dropout(dropout)
+        )
+        self.embedding_dropout = embedding_dropout
+        if tie_weights and size != embed:
+            raise ConfigError(
+                f"tied embeddings need the last layer's output ({size}) to equal --embed ({embed})"
+            )
+        self.tie_weights = tie_weights
+        if tie_weights:  # only a bias: the weight is embedding.weight (one tensor in state_dict)
+            self.decoder_bias = nn.Parameter(torch.zeros(vocab_size))
+        else:
+            self.decoder = nn.Linear(size, vocab_size)
+        self.ar, self.tar, self.recurrent_l2 = float(ar), float(tar), float(recurrent_l2)
+        keep_plain_names(self)  # checkpoints load with and without regularisers
 
     def forward(self, tokens: Tensor, state: list | None = None) -> tuple[Tensor, list]:
         """``tokens [T, B]`` -> ``(logits [T, B, V], state per layer)``."""
-        x = self.dropout(self.embedding(tokens))
+        logits, states, _, _ = self._run(tokens, state)
+        return logits, states
+
+    def _run(self, tokens: Tensor, state: list | None) -> tuple[Tensor, list, Tensor, Tensor]:
+        """Logits, states, and the last layer's output before and after dropout."""
+        x = embedding_dropout(self.embedding, tokens, self.embedding_dropout, self.training)
+        x = self.dropout(x)
         states = []
+        raw = x
         for i, layer in enumerate(self.layers):
             layer_state = None if state is None else self._as_cell_state(layer, state[i], x)
-            x, layer_state = layer(x, layer_state)
-            x = self.dropout(x)
+            raw, layer_state = layer(x, layer_state)
+            x = self.dropout(raw)
             states.append(layer_state)
-        return self.decoder(x), states
+        return self._decode(x), states, raw, x
+
+    def _decode(self, x: Tensor) -> Tensor:
+        if self.tie_weights:
+            return F.linear(x, self.embedding.weight, self.decoder_bias)
+        return self.decoder(x)
 
     @staticmethod
     def _as_cell_state(layer: Recurrent, saved: Any, x: Tensor) -> Any:
@@ -96,9 +182,27 @@ class LanguageModel(nn.Module):
         return saved
 
     def loss(self, tokens: Tensor, targets: Tensor, state: list | None = None):
-        """Mean cross-entropy in nats over all ``[T, B]`` targets; returns ``(loss, state)``."""
-        logits, state = self(tokens, state)
-        return F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1)), state
+        """Mean cross-entropy in nats over all ``[T, B]`` targets; returns ``(loss, state)``.
+
+        In training mode the loss includes the AR, TAR and recurrent-L2 penalties that are on.
+        """
+        logits, state, raw, dropped = self._run(tokens, state)
+        loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
+        if self.training:
+            loss = loss + self.penalty(raw, dropped)
+        return loss, state
+
+    def penalty(self, raw: Tensor, dropped: Tensor) -> Tensor:
+        """AR on the dropped and TAR on the undropped last-layer output ``[T, B, H]``, plus L2 on
+        the recurrent matrices (each term only when its weight is non-zero)."""
+        total = raw.new_zeros(())
+        if self.ar:
+            total = total + activation_regularization(dropped, self.ar)
+        if self.tar and raw.shape[0] > 1:
+            total = total + temporal_activation_regularization(raw, self.tar)
+        if self.recurrent_l2:
+            total = total + recurrent_l2(self.layers, self.recurrent_l2)
+        return total
 
     @torch.no_grad()
     def generate(
@@ -123,7 +227,7 @@ class LanguageModel(nn.Module):
             raise ConfigError("the prime must have at least one token")
         was_training = self.training
         self.eval()
-        device = self.decoder.weight.device
+        device = self.embedding.weight.device
         generator = torch.Generator(device=device)
         generator.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(7), "big"))
         logits, state = self(prime.to(device).view(-1, 1))

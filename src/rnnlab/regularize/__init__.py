@@ -12,9 +12,11 @@ from rnnlab.regularize.penalties import (
 from rnnlab.regularize.recurrent_dropout import RecurrentDropout
 from rnnlab.regularize.weight_drop import WeightDrop
 from rnnlab.regularize.weight_noise import WeightNoise
+from rnnlab.regularize.wrap import CELL_REGULARIZERS, keep_plain_names, wrap_cell
 from rnnlab.regularize.zoneout import Zoneout
 
 __all__ = [
+    "CELL_REGULARIZERS",
     "LockedDropout",
     "RecurrentDropout",
     "WeightDrop",
@@ -24,6 +26,8 @@ __all__ = [
     "constrain_spectral_norm_",
     "embedding_dropout",
     "gradient_norm_preservation",
+    "keep_plain_names",
     "recurrent_l2",
     "temporal_activation_regularization",
+    "wrap_cell",
 ]

@@ -70,6 +70,10 @@ class WeightDrop(CellWrapper):
         """The dropped weights of the current pass (``None`` before the first training step)."""
         return self._masked
 
+    def torch_kernel(self) -> tuple[str, list[Tensor]] | None:
+        """The inner cell's fused kernel at evaluation, where this wrapper is the identity."""
+        return None if self.training and self.p > 0.0 else self.inner.torch_kernel()
+
     def step(self, xp_t: Tensor, state: State) -> tuple[Tensor, State]:
         if not self.training or self.p == 0.0:
             return self.inner.step(xp_t, state)

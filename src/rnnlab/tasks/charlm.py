@@ -25,6 +25,7 @@ from rnnlab.data.text import Corpus, Vocabulary, load_corpus
 from rnnlab.errors import CheckpointError, DataError
 from rnnlab.models.language_model import LanguageModel
 from rnnlab.tasks.base import Task, register
+from rnnlab.training.regularization import model_regularizers
 
 VOCAB, DATA = "vocab.json", "data.json"
 LN2 = math.log(2.0)
@@ -37,6 +38,7 @@ class CharLM(Task):
     """Character-level language modelling with truncated BPTT."""
 
     unit = "chars"
+    batch_dim = 1  # batches are (x [T, B], y [T, B]); distributed ranks split the B streams
     defaults = {
         "hidden": 256,
         "layers": 1,
@@ -105,7 +107,16 @@ class CharLM(Task):
 
     def build_model(self) -> nn.Module:
         c = self.config
-        return LanguageModel(len(self.vocab), c.embed, c.hidden, c.layers, c.cell, c.dropout)
+        return LanguageModel(
+            len(self.vocab),
+            c.embed,
+            c.hidden,
+            c.layers,
+            c.cell,
+            c.dropout,
+            **getattr(c, "cell_options", {}),
+            **model_regularizers(c),
+        )
 
     def _train_batches(self) -> StreamBatches:
         if self._train is None:

@@ -85,7 +85,10 @@ class SequenceTask(Task):
             num_layers=c.layers,
             dropout=c.dropout,
             vocab_size=self.vocab_size,
-            cell_options=cell_options(c.cell, getattr(c, "forget_bias", None)),
+            cell_options={
+                **cell_options(c.cell, getattr(c, "forget_bias", None)),
+                **getattr(c, "cell_options", {}),
+            },
         )
 
 

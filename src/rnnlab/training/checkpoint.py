@@ -109,7 +109,8 @@ def save_checkpoint(
 def _remove_unlinked(root: Path) -> None:
     keep = {os.readlink(root / tag) for tag in TAGS if (root / tag).is_symlink()}
     for entry in root.iterdir():
-        if entry.name.startswith("step-") and entry.name not in keep:
+        stale = entry.name.startswith(".tmp-")  # a checkpoint a killed process left half-written
+        if stale or (entry.name.startswith("step-") and entry.name not in keep):
             shutil.rmtree(entry, ignore_errors=True)
 
 

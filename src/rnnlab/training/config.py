@@ -12,9 +12,16 @@ Programs (benchmarks, tests) build a configuration without a command line::
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 from typing import Any
 
 from rnnlab.errors import ConfigError
+from rnnlab.training.regularization import (
+    REGULARIZATION_DEFAULTS,
+    add_regularization_arguments,
+    validate_regularization,
+)
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "cosine", "step")
@@ -23,6 +30,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "task": "charlm",
     "data_dir": None,
     "cell": "lstm",
+    "cell_options": {},
     "hidden": 256,
     "layers": 1,
     "embed": 64,
@@ -35,6 +43,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "warmup": 0,
     "clip_norm": None,
     "clip_value": None,
+    "clip_target": 0.05,
     "max_steps": None,
     "max_minutes": None,
     "epochs": None,
@@ -47,11 +56,12 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "out": None,
     "resume": None,
+    **REGULARIZATION_DEFAULTS,
 }
 """Defaults of the generic flags (a task's ``defaults`` override them)."""
 
 POSITIVE_INTS = ("hidden", "layers", "embed", "seq_len", "batch_size", "max_steps", "epochs")
-POSITIVE_FLOATS = ("lr", "max_minutes", "clip_norm", "clip_value")
+POSITIVE_FLOATS = ("lr", "max_minutes", "clip_value")
 POSITIVE_INTERVALS = (
     "eval_every",
     "sample_every",
@@ -71,6 +81,14 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     task defaults and a resumed run's configuration can fill them in."""
     g = parser.add_argument_group("model")
     g.add_argument("--cell", help="recurrent cell, any of `rnnlab.cells.available()` (lstm)")
+    g.add_argument(
+        "--cell-option",
+        dest="cell_options",
+        action="append",
+        type=parse_cell_option,
+        metavar="KEY=VALUE",
+        help="keyword argument of every cell, repeatable: --cell-option layer_norm=True",
+    )
     g.add_argument("--hidden", type=int, help="hidden units per layer (256)")
     g.add_argument("--layers", type=int, help="stacked recurrent layers (1)")
     g.add_argument("--embed", type=int, help="input embedding size (64)")
@@ -83,13 +101,20 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", help=f"learning-rate schedule: {', '.join(SCHEDULES)} (constant)")
     g.add_argument("--warmup", type=int, help="linear warm-up steps (0)")
     clip = g.add_mutually_exclusive_group()
-    clip.add_argument("--clip-norm", type=float, help="clip the global gradient norm to X")
+    clip.add_argument(
+        "--clip-norm",
+        type=_clip_norm,
+        help="clip the global gradient norm to X, or `auto`: at the running quantile that clips "
+        "--clip-target of the steps",
+    )
     clip.add_argument("--clip-value", type=float, help="clip every gradient element to [-X, X]")
+    g.add_argument("--clip-target", type=float, help="share of steps --clip-norm auto clips (0.05)")
     g.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
     g.add_argument("--max-minutes", type=float, help="stop after X minutes of training")
     g.add_argument("--epochs", type=int, help="stop after N passes over the training data")
     g.add_argument("--eval-every", type=int, help="validate every N steps (500)")
     g.add_argument("--sample-every", type=int, help="print a sample every N steps (250)")
+    g.add_argument("--log-every", type=int, help="log training metrics every N steps (50)")
     g.add_argument(
         "--log-grad-flow", type=int, metavar="EVERY", help="log dL_T/dh_t every N steps (off)"
     )
@@ -100,6 +125,29 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--data-dir", help="folder holding datasets (DIR/<dataset>/<file>)")
     g.add_argument("--out", help="run directory to create (runs/<timestamp>)")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
+    add_regularization_arguments(parser)
+
+
+def _clip_norm(text: str) -> float | str:
+    """``--clip-norm``: a number or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
+def parse_cell_option(text: str) -> tuple[str, Any]:
+    """``"layer_norm=True"`` -> ``("layer_norm", True)``; the value is a Python literal
+    (number, True/False/None, quoted string) or else a plain string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (like layer_norm=True), got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,6 +173,8 @@ def make_config(task: str = "charlm", base: dict[str, Any] | None = None, **give
     values.update(task_cls.defaults)
     values.update(base or {})
     given_ = {k: v for k, v in given_.items() if v is not None}
+    if isinstance(given_.get("cell_options"), list):
+        given_["cell_options"] = dict(given_["cell_options"])
     for group in EXCLUSIVE:
         if any(k in given_ for k in group):
             values.update({k: None for k in group})
@@ -142,6 +192,12 @@ def validate(config: argparse.Namespace) -> None:
         if value is not None and value <= 0:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{flag} must be positive, got {value}")
+    clip_norm = config.clip_norm
+    if clip_norm is not None and clip_norm != "auto":
+        if isinstance(clip_norm, str) or clip_norm <= 0:
+            raise ConfigError(f"--clip-norm must be a positive number or auto, got {clip_norm!r}")
+    if not 0.0 < config.clip_target < 1.0:
+        raise ConfigError(f"--clip-target must be in (0, 1), got {config.clip_target}")
     if config.warmup < 0:
         raise ConfigError(f"--warmup must be zero or positive, got {config.warmup}")
     if not 0.0 <= config.dropout < 1.0:
@@ -156,9 +212,17 @@ def validate(config: argparse.Namespace) -> None:
         )
     if config.clip_norm is not None and config.clip_value is not None:
         raise ConfigError("give --clip-norm or --clip-value, not both")
-    from rnnlab.cells import available
+    validate_regularization(config)
+    from rnnlab.cells import available, get
 
     if config.cell not in available():
         raise ConfigError(
             f"unknown cell {config.cell!r}; available cells: {', '.join(available())}"
         )
+    accepted = inspect.signature(get(config.cell)).parameters
+    for key in getattr(config, "cell_options", None) or {}:
+        if key not in accepted or key in ("input_size", "hidden_size"):
+            raise ConfigError(
+                f"cell {config.cell!r} has no option {key!r}; it takes "
+                f"{', '.join(k for k in accepted if k not in ('input_size', 'hidden_size'))}"
+            )

@@ -39,9 +39,10 @@ from rnnlab.analysis.dynamics import model_spectral_stats
 from rnnlab.analysis.gradients import GradFlowLogger
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.tasks.base import Task
-from rnnlab.training import checkpoint
-from rnnlab.training.clipping import clip_gradients
+from rnnlab.training import checkpoint, distributed
+from rnnlab.training.gradients import GradientMonitor
 from rnnlab.training.recovery import NonFiniteGuard
+from rnnlab.training.regularization import after_update, weight_noise
 from rnnlab.training.schedules import lr_factor
 
 
@@ -125,15 +126,24 @@ class Trainer:
             )
         self.task, self.config, self.run_dir = task, config, Path(run_dir)
         self.out = out or sys.stdout
-        self.progress = progress
-        self.device = resolve_device(config.device)
+        device = resolve_device(config.device)
+        self.dist = distributed.setup(device)  # one process unless launched by torchrun
+        self.device = distributed.local_device(device, self.dist)
+        distributed.check_batch_size(getattr(config, "batch_size", None), self.dist)
+        self.progress = progress and self.dist.is_main
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         self.model = task.build_model().to(self.device)
+        self.loss_module = distributed.wrap(task, self.model, self.device, self.dist)
         every = getattr(config, "log_grad_flow", None)
-        self.grad_flow = GradFlowLogger(every, self.run_dir) if every else None
+        # gradient-flow probes write files: rank 0 only (its own backward, no collectives)
+        probe = every and self.dist.is_main
+        self.grad_flow = GradFlowLogger(every, self.run_dir) if probe else None
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
         self.guard = NonFiniteGuard(patience=config.recovery_patience)
+        self.gradients = GradientMonitor(
+            self.model, config.clip_norm, config.clip_value, getattr(config, "clip_target", 0.05)
+        )
         self.step = 0  # optimizer steps taken (skipped steps count too: they consume data)
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -145,9 +155,11 @@ class Trainer:
         self.best: float | None = None
         self.stop_requested = False
         self.last_eval: dict[str, float] = {}
+        self.agreed_elapsed: float | None = None  # the ranks' mean clock (distributed runs)
         if resume:
             self._restore(checkpoint.checkpoint_dir(self.run_dir, "last"))
-            checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
+            if self.dist.is_main:
+                checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
         else:
             self._start_run()
 
@@ -221,6 +233,9 @@ class Trainer:
                     {"split": "train", **means, f"{self.task.unit}_per_s": rate, **self._counters()}
                 )
                 self._window = _Window()
+                warning = self.gradients.warning()
+                if warning:
+                    self._print(f"step {self.step}: warning: {warning}", bar)
             if self.step % self.config.eval_every == 0:
                 self.last_eval = self._validate(bar)
             if self.step % self.config.sample_every == 0:
@@ -237,24 +252,25 @@ class Trainer:
         self.model.train()
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * self.lr_scale * self._lr_factor()
-        batch = self.task.to_device(batch, self.device)
+        batch = self._rank_batch(batch)
         state = state_to(self.carried, self.device) if self.carried is not None else None
         if self.grad_flow is not None:
             task, model = self.task, self.model
             self.grad_flow(self.step, model, lambda: task.loss(model, batch, state)[0])
-        loss, new_state, metrics = self.task.loss(self.model, batch, state)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss_value = float(loss.detach())
-        norm, clipped = math.nan, False
-        if math.isfinite(loss_value):
-            loss.backward()
-            norm, clipped = clip_gradients(
-                self.model.parameters(), config.clip_norm, config.clip_value
-            )
+        with weight_noise(self.model, config):  # removed again before the update
+            loss, new_state, metrics = self.loss_module(batch, state)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_value, metrics = self._reduce(float(loss.detach()), metrics)
+            norm, clipped = math.nan, False
+            if math.isfinite(loss_value):
+                loss.backward()
+                norm, clipped, gradient_metrics = self.gradients.clip()
+                metrics = {**metrics, **gradient_metrics}
         self.step += 1
         self.batch_in_epoch += 1
         if self.guard.check(loss_value, norm):
             self.optimizer.step()
+            after_update(self.model, config)
             self.clipped += int(clipped)
             self.carried = detach_state(new_state)
         else:
@@ -265,8 +281,32 @@ class Trainer:
                 return loss_value, {}, True
         return loss_value, metrics, False
 
+    # ----------------------------------------------------------------------------- ranks
+    def _rank_batch(self, batch: Any) -> Any:
+        """This rank's slice of the global batch (all of it in a single process)."""
+        batch = distributed.shard(batch, getattr(self.task, "batch_dim", 0), self.dist)
+        return self.task.to_device(batch, self.device)
+
+    def _reduce(self, loss: float, metrics: dict[str, float]) -> tuple[float, dict[str, float]]:
+        """The step's loss and metrics over all ranks, and the ranks' agreed clock (so that
+        time budgets and time-based schedules are the same on every rank)."""
+        if not self.dist.enabled:
+            return loss, metrics
+        loss, metrics = distributed.reduce_step(
+            loss, {**metrics, "elapsed_clock": self._elapsed_now()}, self.dist
+        )
+        self.agreed_elapsed = metrics.pop("elapsed_clock")
+        return loss, metrics
+
+    def _global_carried(self) -> Any:
+        """The carried state of all ranks' streams in global order (what checkpoints hold)."""
+        dim = getattr(self.task, "state_batch_dim", 0)
+        return distributed.gather(plain_state(self.carried), dim, self.dist)
+
     # ----------------------------------------------------------------------------- budget
     def _minutes(self) -> float:
+        if self.dist.enabled and self.agreed_elapsed is not None:
+            return self.agreed_elapsed / 60.0
         return self._elapsed_now() / 60.0
 
     def _progress(self) -> float:
@@ -288,6 +328,7 @@ class Trainer:
 
     def _budget_spent(self) -> bool:
         c = self.config
+        self.stop_requested = distributed.any_rank(self.stop_requested, self.dist)
         return (
             self.stop_requested
             or (c.max_steps is not None and self.step >= c.max_steps)
@@ -329,7 +370,7 @@ class Trainer:
         return {"step": self.step, **metrics}
 
     def _print_sample(self, bar: tqdm | None) -> None:
-        if not self.task.can_sample:
+        if not self.task.can_sample or not self.dist.is_main:
             return
         self.model.eval()
         with torch.no_grad():
@@ -346,14 +387,15 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- run dir
     def _start_run(self) -> None:
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
-            raise ConfigError(
-                f"{self.run_dir} exists and is not empty; use --resume {self.run_dir} to "
-                "continue it, or another --out"
-            )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
-        self.task.save(self.run_dir)
+        if self.dist.is_main:  # only rank 0 writes
+            if self.run_dir.exists() and any(self.run_dir.iterdir()):
+                raise ConfigError(
+                    f"{self.run_dir} exists and is not empty; use --resume {self.run_dir} to "
+                    "continue it, or another --out"
+                )
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
+            self.task.save(self.run_dir)
         self._save(("last",))
 
     def _training_state(self) -> dict[str, Any]:
@@ -363,19 +405,23 @@ class Trainer:
         return {
             "optimizer": self.optimizer.state_dict(),
             "position": {"step": self.step, "epoch": self.epoch, "batch": self.batch_in_epoch},
-            "carried": plain_state(self.carried),
+            "carried": self._global_carried(),
             "schedule": {"lr_scale": self.lr_scale, "elapsed": self._elapsed_now()},
             "rng": rng,
             "counters": {"clipped": self.clipped, "best": self.best, **self.guard.state_dict()},
+            "gradients": self.gradients.state_dict(),
         }
 
     def _elapsed_now(self) -> float:
         return self.elapsed if self.started is None else time.monotonic() - self.started
 
     def _save(self, tags: tuple[str, ...], metrics: dict[str, float] | None = None) -> None:
-        checkpoint.save_checkpoint(
-            self.run_dir, self.step, self.model, self._training_state(), metrics or {}, tags
-        )
+        state = self._training_state()  # a collective when distributed: every rank takes part
+        if self.dist.is_main:
+            checkpoint.save_checkpoint(
+                self.run_dir, self.step, self.model, state, metrics or {}, tags
+            )
+        distributed.barrier(self.dist)  # no rank reads a checkpoint before it is complete
 
     def _restore(self, path: Path, keep_counters: bool = False) -> None:
         checkpoint.load_weights(self.model, path)
@@ -384,13 +430,16 @@ class Trainer:
         position = state["position"]
         self.step, self.epoch = position["step"], position["epoch"]
         self.batch_in_epoch = position["batch"]
-        self.carried = state["carried"]
+        dim = getattr(self.task, "state_batch_dim", 0)
+        self.carried = distributed.shard(state["carried"], dim, self.dist)  # this rank's streams
         if not keep_counters:
             self.lr_scale = state["schedule"]["lr_scale"]
             self.elapsed = state["schedule"]["elapsed"]
             counters = state["counters"]
             self.clipped, self.best = counters["clipped"], counters["best"]
             self.guard.load_state_dict(counters)
+            if "gradients" in state:
+                self.gradients.load_state_dict(state["gradients"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -414,11 +463,15 @@ class Trainer:
         }
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         record = {"step": self.step, "epoch": self.epoch, "time": self._elapsed_now(), **record}
         with open(self.run_dir / checkpoint.METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def _print(self, text: str, bar: tqdm | None = None) -> None:
+        if not self.dist.is_main:
+            return
         if bar is not None and self.progress:
             bar.write(text, file=self.out)
         else:

@@ -1,0 +1,87 @@
+"""Data-parallel training: 2 gloo processes on CPU follow the 1-process loss curve."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rnnlab import tasks
+from rnnlab.training import Trainer, distributed, make_config
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+SETTINGS = dict(hidden=32, embed=16, seq_len=20, batch_size=8, log_every=1, eval_every=3)
+
+
+@pytest.fixture
+def text_file(tmp_path: Path) -> Path:
+    rng = random.Random(0)
+    words = "the quick brown fox jumps over a lazy dog and then some more words".split()
+    path = tmp_path / "tiny.txt"
+    path.write_text(" ".join(rng.choice(words) for _ in range(6000)))
+    return path
+
+
+def train_losses(run: Path) -> list[float]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in records if r["split"] == "train"]
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "checkpoints" / "last" / "model.safetensors"))
+
+
+def train_in_process(run: Path, data: Path, max_steps: int, resume: bool = False) -> None:
+    if resume:
+        saved = json.loads((run / "config.json").read_text())
+        config = make_config("charlm", base=saved, max_steps=max_steps)
+    else:
+        config = make_config(
+            "charlm", data=str(data), max_steps=max_steps, out=str(run), **SETTINGS
+        )
+    task = tasks.create("charlm", config, run if resume else None)
+    Trainer(task, config, run, resume=resume, out=io.StringIO(), progress=False).fit()
+
+
+def test_two_gloo_processes_match_one_process_and_resume_with_one(tmp_path, text_file):
+    two = tmp_path / "two"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command += ["-m", "rnnlab", "train", "--data", str(text_file), "--max-steps", "6"]
+    command += ["--out", str(two), *flags]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("run directory:") == 1  # only rank 0 prints
+    assert done.stdout.count("----- sample at step 6") == 1
+    steps = sorted(p.name for p in (two / "checkpoints").iterdir() if p.name.startswith("step-"))
+    assert steps == ["step-0000006"]  # exactly one checkpoint, written once (by rank 0)
+    assert len(train_losses(two)) == 6  # one metrics line per step, not one per rank
+
+    one = tmp_path / "one"
+    train_in_process(one, text_file, 10)
+    assert train_losses(two) == pytest.approx(train_losses(one)[:6], abs=1e-5)
+    logged = json.loads((one / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"grad_norm", "grad_norm/layers.0", "grad_norm/decoder", "clipped"} <= logged.keys()
+
+    # the 2-process run resumed by ONE process continues like the uninterrupted run
+    train_in_process(two, text_file, 10, resume=True)
+    for key, value in weights(one).items():
+        torch.testing.assert_close(weights(two)[key], value, atol=1e-5, rtol=0)
+
+
+def test_shard_and_gather_are_inverse_and_split_streams_disjointly():
+    x = torch.arange(24).view(3, 8)  # [T, B]
+    parts = [distributed.shard((x, x), 1, distributed.DistInfo(r, 4)) for r in range(4)]
+    assert [p[0][0].tolist() for p in parts] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert torch.equal(torch.cat([p[0] for p in parts], 1), x)
+    with pytest.raises(Exception, match="multiple of 3"):
+        distributed.shard(x, 1, distributed.DistInfo(0, 3))
