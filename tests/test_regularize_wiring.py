@@ -228,3 +228,18 @@ def test_wordlm_trains_with_regularisers_and_reports_perplexity(tiny_ptb, tmp_pa
     assert len(text.split()) >= 5
     restored = tasks.create("wordlm", config, tmp_path / "run")
     assert restored.vocab.words == task.vocab.words
+
+
+def test_wordlm_passes_cell_options_and_ties_weights(tiny_ptb):
+    config = make_config(
+        "wordlm",
+        data_dir=str(tiny_ptb),
+        hidden=16,
+        embed=16,
+        tie_weights=True,
+        cell_options={"layer_norm": True, "forget_bias": 3.0},
+    )
+    model = tasks.create("wordlm", config).build_model()
+    lstm_cells = [m for m in model.modules() if type(m).__name__ == "LSTMCell"]
+    assert lstm_cells and all(c.layer_norm and c.forget_bias == 3.0 for c in lstm_cells)
+    assert model.tie_weights and not hasattr(model, "decoder")

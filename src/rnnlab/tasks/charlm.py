@@ -114,9 +114,14 @@ class CharLM(Task):
             c.layers,
             c.cell,
             c.dropout,
-            **getattr(c, "cell_options", {}),
-            **model_regularizers(c),
+            **self.model_options(),
         )
+
+    def model_options(self) -> dict[str, Any]:
+        """Keyword arguments of the :class:`LanguageModel` beyond its sizes: the cells' options
+        (``--cell-option``) and the regularisers."""
+        c = self.config
+        return {**getattr(c, "cell_options", {}), **model_regularizers(c)}
 
     def _train_batches(self) -> StreamBatches:
         if self._train is None:

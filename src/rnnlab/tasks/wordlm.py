@@ -20,16 +20,15 @@ import hashlib
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor, nn
 
 from rnnlab.data.ptb import SPLITS, load_ptb_words, ptb_path
 from rnnlab.data.words import EOS, WordVocabulary
 from rnnlab.errors import CheckpointError, DataError
-from rnnlab.models.language_model import LanguageModel
 from rnnlab.tasks.base import Task, register
 from rnnlab.tasks.charlm import DATA, VOCAB, CharLM
-from rnnlab.training.regularization import model_regularizers
 
 
 @register("wordlm")
@@ -112,18 +111,8 @@ class WordLM(CharLM):
         if recorded != self.fingerprint["sha256"]:
             raise DataError(f"the PTB files changed since {self.run_dir} started; start a new run")
 
-    def build_model(self) -> nn.Module:
-        c = self.config
-        return LanguageModel(
-            len(self.vocab),
-            c.embed,
-            c.hidden,
-            c.layers,
-            c.cell,
-            c.dropout,
-            tie_weights=c.tie_weights,
-            **model_regularizers(c),
-        )
+    def model_options(self) -> dict[str, Any]:
+        return {**super().model_options(), "tie_weights": self.config.tie_weights}
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         """Loss in nats per word over the whole split and its perplexity."""
