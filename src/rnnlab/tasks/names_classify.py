@@ -34,7 +34,8 @@ from rnnlab.data.vocabulary import Vocabulary
 from rnnlab.errors import CheckpointError, ConfigError
 from rnnlab.models import SequenceClassifier
 from rnnlab.models.classifier import POOLINGS
-from rnnlab.tasks.base import Task, register
+from rnnlab.tasks.base import register
+from rnnlab.tasks.bucketed import BucketedTask
 
 VOCAB = "vocab.json"
 SPLIT_SEED = 0
@@ -95,7 +96,7 @@ def save_confusion_png(confusion: torch.Tensor, labels: list[str], path: Path) -
 
 
 @register("names-classify")
-class NamesClassify(Task):
+class NamesClassify(BucketedTask):
     """Surname -> language with a character-level recurrent classifier."""
 
     metric, metric_mode = "accuracy", "max"
@@ -118,7 +119,6 @@ class NamesClassify(Task):
         super().__init__(config, run_dir)
         self.labels = list(LANGUAGES)
         self._splits: dict[str, list[tuple[str, str]]] | None = None
-        self._sampler: BucketBatchSampler | None = None
         if run_dir is not None:
             path = Path(run_dir) / VOCAB
             if not path.is_file():
@@ -151,20 +151,12 @@ class NamesClassify(Task):
         labels = torch.tensor([self.labels.index(lang) for _, lang in pairs])
         return tokens, lengths, labels
 
-    def _train_sampler(self) -> BucketBatchSampler:
-        if self._sampler is None:
-            lengths = [len(name) for name, _ in self.splits["train"]]
-            self._sampler = BucketBatchSampler(
-                lengths, self.config.batch_size, seed=self.config.seed
-            )
-        return self._sampler
-
-    def steps_per_epoch(self) -> int:
-        return len(self._train_sampler())
+    def train_lengths(self) -> list[int]:
+        return [len(name) for name, _ in self.splits["train"]]
 
     def train_batches(self, epoch: int, start: int = 0) -> Iterator:
         train = self.splits["train"]
-        for indices in self._train_sampler().epoch(epoch, start):
+        for indices in self.train_sampler.epoch(epoch, start):
             yield self._encode([train[i] for i in indices])
 
     def loss(self, model, batch, state):

@@ -32,7 +32,8 @@ from rnnlab.errors import CheckpointError, ConfigError
 from rnnlab.models import ConditionalGenerator
 from rnnlab.models.decoder import LENGTH_MODES
 from rnnlab.models.generator import CONDITION_MODES
-from rnnlab.tasks.base import Task, register
+from rnnlab.tasks.base import register
+from rnnlab.tasks.bucketed import BucketedTask
 from rnnlab.tasks.names_classify import SPLIT_SEED, VOCAB
 from rnnlab.training.scheduled_sampling import SCHEDULES, ScheduledSampling
 
@@ -66,7 +67,7 @@ def with_teacher_prob(metrics: dict[str, float], teacher_prob: float | None) -> 
 
 
 @register("names-generate")
-class NamesGenerate(Task):
+class NamesGenerate(BucketedTask):
     """Language -> surname with a conditional character-level generator."""
 
     metric, metric_mode = "loss", "min"
@@ -96,7 +97,6 @@ class NamesGenerate(Task):
         self.schedule = schedule_from(config)
         self.teacher_prob: float | None = None  # at the last training step, for the logs
         self._splits = None
-        self._sampler: BucketBatchSampler | None = None
         if run_dir is not None:
             path = Path(run_dir) / VOCAB
             if not path.is_file():
@@ -128,20 +128,12 @@ class NamesGenerate(Task):
         languages = torch.tensor([self.labels.index(lang) for _, lang in pairs])
         return languages, targets, lengths
 
-    def _train_sampler(self) -> BucketBatchSampler:
-        if self._sampler is None:
-            lengths = [len(name) for name, _ in self.splits["train"]]
-            self._sampler = BucketBatchSampler(
-                lengths, self.config.batch_size, seed=self.config.seed
-            )
-        return self._sampler
-
-    def steps_per_epoch(self) -> int:
-        return len(self._train_sampler())
+    def train_lengths(self) -> list[int]:
+        return [len(name) for name, _ in self.splits["train"]]
 
     def train_batches(self, epoch: int, start: int = 0) -> Iterator:
         train, per_epoch = self.splits["train"], self.steps_per_epoch()
-        for i, indices in enumerate(self._train_sampler().epoch(epoch, start), start):
+        for i, indices in enumerate(self.train_sampler.epoch(epoch, start), start):
             yield (*self._encode([train[j] for j in indices]), epoch * per_epoch + i)
 
     def loss(self, model, batch, state):

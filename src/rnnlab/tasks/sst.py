@@ -33,7 +33,8 @@ from rnnlab.data.sst import binary_label, load_sst
 from rnnlab.data.vocabulary import Vocabulary
 from rnnlab.errors import CheckpointError, ConfigError
 from rnnlab.models import SequenceClassifier
-from rnnlab.tasks.base import Task, register
+from rnnlab.tasks.base import register
+from rnnlab.tasks.bucketed import BucketedTask
 from rnnlab.tasks.names_classify import VOCAB, add_classifier_arguments, classifier_metrics
 
 LABELS = {
@@ -56,7 +57,7 @@ def ptb_words(text: str) -> list[str]:
 
 
 @register("sst")
-class SST(Task):
+class SST(BucketedTask):
     """Root-level sentiment of SST sentences with a recurrent classifier."""
 
     metric, metric_mode = "accuracy", "max"
@@ -90,7 +91,6 @@ class SST(Task):
         super().__init__(config, run_dir)
         self.labels = LABELS[config.classes]
         self._data: dict[str, list[tuple[list[str], int]]] = {}
-        self._sampler: BucketBatchSampler | None = None
         if run_dir is not None:
             path = Path(run_dir) / VOCAB
             if not path.is_file():
@@ -125,20 +125,12 @@ class SST(Task):
         tokens, lengths = pad_batch([self.vocab.encode(words) for words, _ in examples])
         return tokens, lengths, torch.tensor([label for _, label in examples])
 
-    def _train_sampler(self) -> BucketBatchSampler:
-        if self._sampler is None:
-            lengths = [len(words) for words, _ in self.data("train")]
-            self._sampler = BucketBatchSampler(
-                lengths, self.config.batch_size, seed=self.config.seed
-            )
-        return self._sampler
-
-    def steps_per_epoch(self) -> int:
-        return len(self._train_sampler())
+    def train_lengths(self) -> list[int]:
+        return [len(words) for words, _ in self.data("train")]
 
     def train_batches(self, epoch: int, start: int = 0) -> Iterator:
         train = self.data("train")
-        for indices in self._train_sampler().epoch(epoch, start):
+        for indices in self.train_sampler.epoch(epoch, start):
             yield self._encode([train[i] for i in indices])
 
     def loss(self, model, batch, state):

@@ -34,7 +34,8 @@ from rnnlab.data.vocabulary import Vocabulary
 from rnnlab.errors import CheckpointError, ConfigError
 from rnnlab.models import Seq2Seq
 from rnnlab.models.attention import ATTENTION_KINDS
-from rnnlab.tasks.base import Task, register
+from rnnlab.tasks.base import register
+from rnnlab.tasks.bucketed import BucketedTask
 from rnnlab.tasks.names_generate import add_decoder_arguments, schedule_from, with_teacher_prob
 
 SRC_VOCAB, TGT_VOCAB = "vocab.en.json", "vocab.de.json"
@@ -54,7 +55,7 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
 
 
 @register("translate")
-class Translate(Task):
+class Translate(BucketedTask):
     """English -> German sentence translation with a recurrent encoder-decoder."""
 
     metric, metric_mode = "bleu", "max"
@@ -96,7 +97,6 @@ class Translate(Task):
         self.schedule = schedule_from(config)
         self.teacher_prob: float | None = None  # at the last training step, for the logs
         self._pairs: dict[str, list[tuple[list[str], list[str], str]]] = {}
-        self._sampler: BucketBatchSampler | None = None
         if run_dir is not None:
             paths = [Path(run_dir) / SRC_VOCAB, Path(run_dir) / TGT_VOCAB]
             if not all(p.is_file() for p in paths):
@@ -134,20 +134,12 @@ class Translate(Task):
         tgt, tgt_lengths = pad_batch([self.tgt_vocab.encode(t) for _, t, _ in pairs])
         return src, src_lengths, tgt, tgt_lengths
 
-    def _train_sampler(self) -> BucketBatchSampler:
-        if self._sampler is None:
-            lengths = [len(s) + len(t) for s, t, _ in self.pairs("train")]
-            self._sampler = BucketBatchSampler(
-                lengths, self.config.batch_size, seed=self.config.seed
-            )
-        return self._sampler
-
-    def steps_per_epoch(self) -> int:
-        return len(self._train_sampler())
+    def train_lengths(self) -> list[int]:
+        return [len(s) + len(t) for s, t, _ in self.pairs("train")]
 
     def train_batches(self, epoch: int, start: int = 0) -> Iterator:
         train, per_epoch = self.pairs("train"), self.steps_per_epoch()
-        for i, indices in enumerate(self._train_sampler().epoch(epoch, start), start):
+        for i, indices in enumerate(self.train_sampler.epoch(epoch, start), start):
             yield (*self._encode([train[j] for j in indices]), epoch * per_epoch + i)
 
     def loss(self, model, batch, state):
