@@ -118,10 +118,10 @@ class GRUCell(Cell):
         """``W_ih x + b_ih`` for all steps (``LN_ih`` first with ``layer_norm``). With
         ``batch_norm`` only ``W_ih x``: it is normalised in :meth:`step`, which knows the step."""
         if self.layer_norm:
-            xp = self.ln_ih(x @ self.weight_ih.T)
+            xp = self.ln_ih(linear_steps(x, self.weight_ih, None))
             return xp + self.bias_ih if self.bias else xp
         if self.batch_norm or not self.bias:
-            return x @ self.weight_ih.T
+            return linear_steps(x, self.weight_ih, None)
         return linear_steps(x, self.weight_ih, self.bias_ih)
 
     def step(self, xp_t: Tensor, state: Tensor | BNGRUState):

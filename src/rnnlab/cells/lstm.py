@@ -189,10 +189,10 @@ class LSTMCell(Cell):
         """``W_ih x`` for all steps; plus the bias, after ``LN_ih`` with ``layer_norm``. With
         ``batch_norm`` the input term is normalised in :meth:`step`, which knows the time step."""
         if self.layer_norm:
-            xp = self.ln_ih(x @ self.weight_ih.T)
+            xp = self.ln_ih(linear_steps(x, self.weight_ih, None))
             return xp + self.gate_bias() if self.bias else xp
         if self.batch_norm or not self.bias:
-            return x @ self.weight_ih.T
+            return linear_steps(x, self.weight_ih, None)
         return linear_steps(x, self.weight_ih, self.gate_bias())
 
     def step(self, xp_t: Tensor, state: LSTMState | BNLSTMState):

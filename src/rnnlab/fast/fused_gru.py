@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnlab.fast.loop import fast_tanh, step_indices, valid_masks
+from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
+from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 
@@ -32,7 +33,7 @@ def gru_unroll(
     norm_hh = None
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)
-        xp = cell.bn_ih.normalize_steps(x @ cell.weight_ih.T, t_index)
+        xp = cell.bn_ih.normalize_steps(linear_steps(x, cell.weight_ih, None), t_index)
         if cell.bias:
             xp = xp + cell.bias_ih
         norm_hh = BatchNormStep(cell.bn_hh, t_index)
@@ -54,7 +55,8 @@ def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
     """The forward loop; fills ``saved`` (when given) with what the backward needs."""
     hidden = spec.hidden
     xs = xp.unbind(0)
-    w_hh_t = w_hh.t()
+    w_hh_t = StepWeight(w_hh, h.shape[0])
+    b_rows = None if b_hh is None else b_hh.expand(h.shape[0], -1).contiguous()
     outputs = []
     keep = saved is not None
     if keep:
@@ -63,9 +65,9 @@ def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
     for t in spec.order:
         x_t = xs[t]
         if spec.norm_hh is None:
-            hp = h @ w_hh_t if b_hh is None else torch.addmm(b_hh, h, w_hh_t)
+            hp = w_hh_t(h, b_rows)
         else:
-            hp, norm_saved = spec.norm_hh.forward(h @ w_hh_t, t)
+            hp, norm_saved = spec.norm_hh.forward(w_hh_t(h), t)
             if b_hh is not None:
                 hp = hp + b_hh
             if keep:
@@ -110,6 +112,7 @@ class FusedGRU(torch.autograd.Function):
         dhw_all = torch.empty(shape, dtype=dtype, device=device) if spec.norm_hh else dhp_all
         dh = torch.zeros_like(saved["h"][spec.order[0]]) if dh is None else dh
         dys = dy.unbind(0)
+        back_hh = StepWeight(w_hh.t(), shape[1])
         if spec.norm_hh is not None:
             spec.norm_hh.zero_grads()
         for t in reversed(spec.order):
@@ -132,12 +135,12 @@ class FusedGRU(torch.autograd.Function):
                 dhw_all[t] = dhw
             else:
                 dhw = dhp
-            dh = torch.addmm(dh_new * z, dhw, w_hh)
+            dh = back_hh(dhw, dh_new * z)
             if spec.valid is not None:
                 dh = dh + keep_h
         h_prev = torch.stack([saved["h"][t] for t in spec.order]).flatten(0, 1)
         dhw_flat = torch.stack([dhw_all[t] for t in spec.order]).flatten(0, 1)
-        dw_hh = dhw_flat.t() @ h_prev
+        dw_hh = matmul_t(dhw_flat, h_prev)
         db_hh = dhp_all.sum((0, 1)) if ctx.has_bias else None
         norm_grads = [] if spec.norm_hh is None else spec.norm_hh.grads
         return (None, dxp, dh, dw_hh, db_hh, *norm_grads)

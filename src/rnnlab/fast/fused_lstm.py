@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnlab.fast.loop import fast_tanh, step_indices, valid_masks
+from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
+from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 
@@ -45,7 +46,7 @@ def lstm_unroll(
     steps = x.shape[0]
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)
-        xg = cell.bn_ih.normalize_steps(x @ cell.weight_ih.T, t_index)
+        xg = cell.bn_ih.normalize_steps(linear_steps(x, cell.weight_ih, None), t_index)
         if cell.bias:
             xg = xg + cell.gate_bias()
         norm_hh = BatchNormStep(cell.bn_hh, t_index)
@@ -80,8 +81,8 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
     """The forward loop; fills ``saved`` (when given) with what the backward needs."""
     hidden, coupled = spec.hidden, spec.coupled
     xs = xg.unbind(0)
-    w_hh_t = w_hh.t()
-    w_hr_t = None if w_hr is None else w_hr.t()
+    w_hh_t = StepWeight(w_hh, h.shape[0])
+    w_hr_t = None if w_hr is None else StepWeight(w_hr, h.shape[0])
     keep = saved is not None
     if keep:
         for name in ("h", "c", "act", "tc", "c_new", "m", "norm_hh", "norm_c"):
@@ -91,9 +92,9 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
     outputs = []
     for t in spec.order:
         if spec.norm_hh is None:
-            a = torch.addmm(xs[t], h, w_hh_t)
+            a = w_hh_t(h, xs[t])
         else:
-            hw, norm_saved = spec.norm_hh.forward(h @ w_hh_t, t)
+            hw, norm_saved = spec.norm_hh.forward(w_hh_t(h), t)
             a = xs[t] + hw
             if keep:
                 saved["norm_hh"][t] = norm_saved
@@ -121,7 +122,7 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
                 saved["norm_c"][t] = norm_saved
         tc = fast_tanh(cn)
         m = o * tc
-        h_new = m if w_hr_t is None else m @ w_hr_t
+        h_new = m if w_hr_t is None else w_hr_t(m)
         if keep:
             deriv = s * (1 - s)  # sigmoid'; tanh'(a_g) = 1 - g^2 = 4 s_g (1 - s_g)
             deriv[:, g_start:g_end].mul_(4)
@@ -167,6 +168,8 @@ class FusedLSTM(torch.autograd.Function):
         dh = torch.zeros_like(saved["h"][spec.order[0]]) if dh is None else dh
         dc = torch.zeros_like(saved["c"][spec.order[0]]) if dc is None else dc
         dys = dy.unbind(0)
+        back_hh = StepWeight(w_hh.t(), shape[1])
+        back_hr = None if w_hr is None else StepWeight(w_hr.t(), shape[1])
         for norm in (spec.norm_hh, spec.norm_c):
             if norm is not None:
                 norm.zero_grads()
@@ -183,7 +186,7 @@ class FusedLSTM(torch.autograd.Function):
                 dh_new, dc = dh_new * v, dc * v
             if w_hr is not None:
                 dh_out.append(dh_new)
-                dm = dh_new @ w_hr
+                dm = back_hr(dh_new)
             else:
                 dm = dh_new
             dtc = dm * o
@@ -217,12 +220,12 @@ class FusedLSTM(torch.autograd.Function):
                 dhw_all[t] = dhw
             else:
                 dhw = da
-            dh = dhw @ w_hh
+            dh = back_hh(dhw)
             if spec.valid is not None:
                 dh, dc = dh + keep_h, dc + keep_c
         steps = range(shape[0])
         h_prev = torch.stack([saved["h"][t] for t in steps]).flatten(0, 1)
-        dw_hh = dhw_all.flatten(0, 1).t() @ h_prev
+        dw_hh = matmul_t(dhw_all.flatten(0, 1), h_prev)
         dpeep = dw_hr = None
         if peephole is not None:
             c_prev = torch.stack([saved["c"][t] for t in steps])
@@ -236,6 +239,6 @@ class FusedLSTM(torch.autograd.Function):
             order = spec.order
             m = torch.stack([saved["m"][t] for t in order]).flatten(0, 1)
             dh_rev = torch.stack(dh_out[::-1]).flatten(0, 1)
-            dw_hr = dh_rev.t() @ m
+            dw_hr = matmul_t(dh_rev, m)
         norm_grads = [g for n in (spec.norm_hh, spec.norm_c) if n is not None for g in n.grads]
         return (None, dxg, dh, dc, dw_hh, dpeep, dw_hr, *norm_grads)

@@ -1,0 +1,102 @@
+"""Matrix products of the fused loops through oneDNN on CPU.
+
+torch's dense ``addmm``/``mm`` call MKL's sgemm, which on some CPUs (measured here: an AMD EPYC
+with AVX-512) runs at about half the speed of oneDNN's matmul for the shapes of a recurrent step
+(``[32, 256] @ [256, 1024]``: 200 us against 95 us with a weight reordered once); torch.nn.LSTM
+itself runs on oneDNN. So for float32 tensors on CPU the fused paths multiply through oneDNN:
+
+- :class:`StepWeight`: a weight ``W [N, K]`` reordered once per call for the many products
+  ``x @ W.T`` of the steps (optionally ``+ other`` fused into the product);
+- :func:`matmul_t`: ``a.T @ b`` for the weight gradients over all steps;
+- :func:`linear`: ``x @ W.T + b`` with autograd (the input projections of all steps).
+
+Everything else (float64, other devices, a torch built without oneDNN, or ``RNNLAB_ONEDNN=0``)
+uses torch's ordinary products; results agree to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor
+
+_LINEAR = (
+    getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+    if torch.backends.mkldnn.is_available()
+    else None
+)
+
+
+def uses_onednn(*tensors: Tensor) -> bool:
+    """True when the products of these tensors go through oneDNN."""
+    if _LINEAR is None or os.environ.get("RNNLAB_ONEDNN", "1") == "0":
+        return False
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+
+
+class StepWeight:
+    """``W [N, K]`` prepared for repeated products ``x [B, K] @ W.T`` (one per step)."""
+
+    def __init__(self, weight: Tensor, batch: int) -> None:
+        self.onednn = uses_onednn(weight)
+        weight = weight.detach()
+        if self.onednn:
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), batch)
+        else:
+            self.weight_t = weight.t()
+
+    def __call__(self, x: Tensor, other: Tensor | None = None) -> Tensor:
+        """``x @ W.T`` (``+ other [B, N]`` when given)."""
+        if self.onednn:
+            x = x.contiguous()
+            if other is None:
+                return _LINEAR(x, self.packed, None, "none", [], "")
+            return torch.ops.mkldnn._linear_pointwise.binary(
+                x, other.contiguous(), self.packed, None, "add"
+            )
+        if other is None:
+            return x @ self.weight_t
+        return torch.addmm(other, x, self.weight_t)
+
+
+def matmul_t(a: Tensor, b: Tensor) -> Tensor:
+    """``a.T @ b`` for ``a [M, N]``, ``b [M, K]``: ``[N, K]`` (a weight gradient over all steps)."""
+    if uses_onednn(a, b):  # as (b.T @ a).T: measured twice as fast as a.T @ b through oneDNN
+        return _LINEAR(b.t(), a.t(), None, "none", [], "").t().contiguous()
+    return a.t() @ b
+
+
+class _Linear(torch.autograd.Function):
+    """``x @ W.T + b`` with forward and backward through oneDNN."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _LINEAR(x, weight.contiguous(), bias, "none", [], "")
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight = ctx.saved_tensors
+        dy = dy.contiguous()
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = _LINEAR(dy, weight.t().contiguous(), None, "none", [], "")
+        if ctx.needs_input_grad[1]:
+            dw = matmul_t(dy, x)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = dy.sum(0)
+        return dx, dw, db
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x [..., K] @ weight.T [K, N] + bias [N]`` as one product over all leading dimensions."""
+    flat = x.reshape(-1, x.shape[-1])
+    if uses_onednn(flat, weight, *([] if bias is None else [bias])):
+        y = _Linear.apply(flat.contiguous(), weight, bias)
+    elif bias is None:
+        y = flat @ weight.T
+    else:
+        y = torch.addmm(bias, flat, weight.T)
+    return y.view(*x.shape[:-1], -1)

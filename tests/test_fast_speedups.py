@@ -1,0 +1,94 @@
+"""The speed-ups of the fused variant paths: oneDNN products (float32 on CPU) agree with torch's
+products, and the fused paths in float32 (where they run through oneDNN) match the reference
+loop, with the speed-ups on and off."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import rnnlab
+from rnnlab.fast import onednn
+
+needs_onednn = pytest.mark.skipif(
+    not onednn.uses_onednn(torch.zeros(1)), reason="torch built without oneDNN"
+)
+
+
+@needs_onednn
+def test_step_weight_and_weight_gradient_products_agree_with_torch():
+    w, x, other = torch.randn(12, 5), torch.randn(3, 5), torch.randn(3, 12)
+    step = onednn.StepWeight(w, 3)
+    assert step.onednn
+    torch.testing.assert_close(step(x), x @ w.T)
+    torch.testing.assert_close(step(x, other), other + x @ w.T)
+    a, b = torch.randn(20, 12), torch.randn(20, 5)
+    torch.testing.assert_close(onednn.matmul_t(a, b), a.T @ b)
+
+
+@needs_onednn
+def test_linear_forward_and_backward_agree_with_torch():
+    x = torch.randn(4, 3, 5, requires_grad=True)
+    w = torch.randn(7, 5, requires_grad=True)
+    b = torch.randn(7, requires_grad=True)
+    y = onednn.linear(x, w, b)
+    assert y.grad_fn is not None and type(y.grad_fn).__name__ != "AddmmBackward0"
+    dy = torch.randn(4, 3, 7)
+    grads = torch.autograd.grad(y, (x, w, b), dy)
+    y_ref = torch.nn.functional.linear(x, w, b)
+    torch.testing.assert_close(y, y_ref)
+    for g, g_ref in zip(grads, torch.autograd.grad(y_ref, (x, w, b), dy)):
+        torch.testing.assert_close(g, g_ref)
+
+
+def test_float64_and_disabled_use_torch_products(monkeypatch):
+    assert not onednn.uses_onednn(torch.zeros(1, dtype=torch.float64))
+    monkeypatch.setenv("RNNLAB_ONEDNN", "0")
+    assert not onednn.uses_onednn(torch.zeros(1))
+    w, x = torch.randn(12, 5), torch.randn(3, 5)
+    torch.testing.assert_close(onednn.StepWeight(w, 3)(x), x @ w.T)
+
+
+VARIANTS = [
+    ("lstm", {"peephole": True, "proj_size": 3}),
+    ("lstm", {"layer_norm": True}),
+    ("lstm", {"batch_norm": True, "coupled": True}),
+    ("lstm", {"weight_norm": True}),
+    ("gru", {"layer_norm": True}),
+    ("gru", {"batch_norm": True}),
+    ("gru", {"weight_norm": True, "bias": False}),
+]
+
+
+def fused_and_reference(cell, x, lengths, reverse):
+    """Outputs, final state and gradients of the fused path and of the reference loop."""
+    results = []
+    for fast in (True, False):
+        copy_ = copy.deepcopy(cell)
+        y, final = rnnlab.Recurrent(copy_, reverse=reverse, fast=fast)(x, None, lengths)
+        parts = [final] if torch.is_tensor(final) else [p for p in final if p.is_floating_point()]
+        loss = (y * torch.linspace(-1, 1, y.shape[-1])).sum() + sum(p.sum() for p in parts)
+        results.append((y, parts, torch.autograd.grad(loss, [x, *copy_.parameters()])))
+    return results
+
+
+@pytest.mark.parametrize("onednn_on", ["1", "0"])
+@pytest.mark.parametrize("lengths,reverse", [(None, False), ([7, 3, 1, 7], True)])
+@pytest.mark.parametrize("name,kwargs", VARIANTS)
+def test_float32_fused_path_matches_reference(
+    name, kwargs, lengths, reverse, onednn_on, monkeypatch
+):
+    monkeypatch.setenv("RNNLAB_ONEDNN", onednn_on)
+    torch.manual_seed(0)
+    cell = rnnlab.cells.create(name, input_size=5, hidden_size=8, **kwargs)
+    x = torch.randn(7, 4, 5, requires_grad=True)
+    lens = None if lengths is None else torch.tensor(lengths)
+    (y1, s1, g1), (y2, s2, g2) = fused_and_reference(cell, x, lens, reverse)
+    tol = {"rtol": 1e-4, "atol": 1e-5}
+    torch.testing.assert_close(y1, y2, **tol)
+    for a, b in zip(s1, s2):
+        torch.testing.assert_close(a, b, **tol)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, **tol)
