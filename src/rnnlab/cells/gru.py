@@ -55,6 +55,8 @@ class BNGRUState(NamedTuple):
 class GRUCell(Cell):
     """GRU cell; state ``h [B, H]`` (``BNGRUState(h, step)`` with ``batch_norm``)."""
 
+    fused_state_masks = ("drop", "zone_h")
+
     def __init__(
         self,
         input_size: int,
@@ -147,10 +149,10 @@ class GRUCell(Cell):
             return h, BNGRUState(h, t + 1)
         return h, h
 
-    def fused_unroll(self, x, state, lengths=None, reverse=False):
+    def fused_unroll(self, x, state, lengths=None, reverse=False, masks=None):
         h = state if isinstance(state, Tensor) else state.h
         step = state_steps(state, h) if self.batch_norm else None
-        y, h = gru_unroll(self, x, h, step, lengths, reverse)
+        y, h = gru_unroll(self, x, h, step, lengths, reverse, masks)
         if self.batch_norm:
             return y, BNGRUState(h, step + (x.shape[0] if lengths is None else lengths))
         return y, h

@@ -84,6 +84,8 @@ class LSTMCell(Cell):
     """LSTM cell with forget-gate bias, projection and the variants above; state
     ``LSTMState(h, c)`` (``BNLSTMState(h, c, step)`` with ``batch_norm``)."""
 
+    fused_state_masks = ("drop", "zone_h", "zone_c")
+
     def __init__(
         self,
         input_size: int,
@@ -233,10 +235,10 @@ class LSTMCell(Cell):
             return h, BNLSTMState(h, c, t + 1)
         return h, LSTMState(h, c)
 
-    def fused_unroll(self, x, state, lengths=None, reverse=False):
+    def fused_unroll(self, x, state, lengths=None, reverse=False, masks=None):
         h, c = state[0], state[1]
         step = state_steps(state, h) if self.batch_norm else None
-        y, h, c = lstm_unroll(self, x, h, c, step, lengths, reverse)
+        y, h, c = lstm_unroll(self, x, h, c, step, lengths, reverse, masks)
         if self.batch_norm:
             return y, BNLSTMState(h, c, step + (x.shape[0] if lengths is None else lengths))
         return y, LSTMState(h, c)
