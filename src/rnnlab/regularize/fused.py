@@ -32,8 +32,9 @@ def draw_state_masks(
 
     ``drop``: recurrent-dropout probability (0: none; give 0 at evaluation, where it is the
     identity). ``zone_h``, ``zone_c``: zoneout probabilities of ``h`` and of an LSTM's ``c``; in
-    training (``zoneout_training``) one Bernoulli draw per step and unit, in the order the steps
-    run, ``h`` before ``c``; at evaluation the probability itself (the expectation).
+    training (``zoneout_training``) one uniform draw per step and unit compared with the
+    probability, in the order the steps run, ``h`` before ``c`` (as ``Zoneout`` draws them); at
+    evaluation the probability itself (the expectation).
     """
     h = state if isinstance(state, Tensor) else state[0]
     c = None if isinstance(state, Tensor) else state[1]
@@ -46,16 +47,18 @@ def draw_state_masks(
         if zone_c > 0:
             masks.zone_c = c.new_full((1, 1, 1), zone_c).expand(steps, 1, 1)
         return masks
-    if zone_h > 0:
-        masks.zone_h = h.new_empty(steps, *h.shape)
-    if zone_c > 0:
-        masks.zone_c = c.new_empty(steps, *c.shape)
-    if masks.zone_h is not None or masks.zone_c is not None:
+    uniform_h = h.new_empty(steps, *h.shape) if zone_h > 0 else None
+    uniform_c = c.new_empty(steps, *c.shape) if zone_c > 0 else None
+    if uniform_h is not None or uniform_c is not None:
         for t in range(steps - 1, -1, -1) if reverse else range(steps):
-            if masks.zone_h is not None:
-                masks.zone_h[t].bernoulli_(zone_h)
-            if masks.zone_c is not None:
-                masks.zone_c[t].bernoulli_(zone_c)
+            if uniform_h is not None:
+                uniform_h[t].uniform_()
+            if uniform_c is not None:
+                uniform_c[t].uniform_()
+    if uniform_h is not None:
+        masks.zone_h = (uniform_h < zone_h).to(h.dtype)
+    if uniform_c is not None:
+        masks.zone_c = (uniform_c < zone_c).to(c.dtype)
     return masks
 
 
