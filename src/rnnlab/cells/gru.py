@@ -23,9 +23,11 @@ Example::
     cell = rnnlab.cells.create("gru", input_size=65, hidden_size=128, layer_norm=True)
     y, h = cell(torch.randn(4, 65))
 
-Attributes: ``weight_ih [3H, I]`` (rows r, z, n), ``weight_hh [3H, H]`` orthogonal per gate block
-by default (``init``), biases ``[3H]`` ~ U(-1/sqrt(H), 1/sqrt(H)); ``ln_ih``, ``ln_hh`` or
-``bn_ih``, ``bn_hh``. Parameter names are torch.nn.GRUCell's.
+Attributes: ``weight_ih [3H, I]`` (rows r, z, n), ``weight_hh [3H, H]`` orthogonal per gate block by
+default (``init``), biases ``[3H]`` ~ U(-1/sqrt(H), 1/sqrt(H)) (with ``chrono=T_max``, the chrono
+initialisation of Tallec and Ollivier 2018: update-gate bias ``log(u)``, ``u ~ U(1, T_max - 1)`` in
+``bias_ih``, the rest of the update-gate bias zero); ``ln_ih``, ``ln_hh`` or ``bn_ih``, ``bn_hh``.
+Parameter names are torch.nn.GRUCell's.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
 
 from rnnlab.cells.base import Cell, check_positive, register
-from rnnlab.cells.init import init_recurrent_, init_uniform_, reset_weight_
+from rnnlab.cells.init import (
+    check_chrono,
+    chrono_bias,
+    init_recurrent_,
+    init_uniform_,
+    reset_weight_,
+)
 from rnnlab.cells.lstm import check_variants
 from rnnlab.fast.fused_gru import gru_unroll
 from rnnlab.fast.loop import linear_steps
@@ -55,12 +63,15 @@ class BNGRUState(NamedTuple):
 class GRUCell(Cell):
     """GRU cell; state ``h [B, H]`` (``BNGRUState(h, step)`` with ``batch_norm``)."""
 
+    fused_state_masks = ("drop", "zone_h")
+
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
         bias: bool = True,
         init: str = "orthogonal",
+        chrono: int = 0,
         layer_norm: bool = False,
         batch_norm: bool = False,
         weight_norm: bool = False,
@@ -68,6 +79,7 @@ class GRUCell(Cell):
         super().__init__()
         check_positive(input_size=input_size, hidden_size=hidden_size)
         check_variants(layer_norm, batch_norm)
+        self.chrono = check_chrono(chrono)
         self.input_size, self.hidden_size, self.bias, self.init = (
             input_size,
             hidden_size,
@@ -107,6 +119,10 @@ class GRUCell(Cell):
         if self.bias:
             init_uniform_(self.bias_ih, hidden)
             init_uniform_(self.bias_hh, hidden)
+            if self.chrono:
+                with torch.no_grad():
+                    self.bias_ih[hidden : 2 * hidden] = chrono_bias(hidden, self.chrono)
+                    self.bias_hh[hidden : 2 * hidden] = 0.0
 
     def init_state(self, batch, device=None, dtype=None) -> Tensor | BNGRUState:
         h = torch.zeros(batch, self.hidden_size, device=device, dtype=dtype)
@@ -147,10 +163,10 @@ class GRUCell(Cell):
             return h, BNGRUState(h, t + 1)
         return h, h
 
-    def fused_unroll(self, x, state, lengths=None, reverse=False):
+    def fused_unroll(self, x, state, lengths=None, reverse=False, masks=None):
         h = state if isinstance(state, Tensor) else state.h
         step = state_steps(state, h) if self.batch_norm else None
-        y, h = gru_unroll(self, x, h, step, lengths, reverse)
+        y, h = gru_unroll(self, x, h, step, lengths, reverse, masks)
         if self.batch_norm:
             return y, BNGRUState(h, step + (x.shape[0] if lengths is None else lengths))
         return y, h

@@ -8,6 +8,10 @@ applied to each ``H x H`` gate block separately:
 - ``"uniform"``: U(-1/sqrt(H), 1/sqrt(H)), torch.nn's default.
 - ``"identity"``: each block is the identity (Le et al. 2015, IRNN); for non-square blocks
   (projection) the rectangular identity.
+
+Gate biases: :func:`chrono_bias` draws the chrono initialisation of a forget (LSTM) or update
+(GRU) gate bias (Tallec and Ollivier 2018), which spreads the units' initial memory time scales
+over ``1 .. T_max`` steps.
 """
 
 from __future__ import annotations
@@ -40,6 +44,25 @@ def init_recurrent_(weight: torch.Tensor, gates: int, scheme: str = "orthogonal"
             else:
                 bound = 1.0 / math.sqrt(rows)
                 nn.init.uniform_(block, -bound, bound)
+
+
+def check_chrono(chrono: int) -> int:
+    """Validate a ``chrono`` keyword: 0 (off) or the longest dependency ``T_max >= 3``."""
+    if isinstance(chrono, bool) or not isinstance(chrono, int) or chrono < 0 or 0 < chrono < 3:
+        raise ConfigError(
+            f"chrono must be 0 (off) or the longest dependency in steps, at least 3; got {chrono!r}"
+        )
+    return chrono
+
+
+def chrono_bias(hidden_size: int, max_steps: int) -> torch.Tensor:
+    """Chrono initialisation of a gate bias ``[H]``: ``log(u)``, ``u ~ U(1, max_steps - 1)``.
+
+    A unit whose keep gate is ``sigmoid(log(u)) = u / (1 + u)`` forgets with a time constant of
+    about ``u`` steps, so the units start with memory spans spread over ``1 .. max_steps``
+    (Tallec and Ollivier 2018, "Can recurrent neural networks warp time?").
+    """
+    return torch.empty(hidden_size).uniform_(1.0, max_steps - 1.0).log_()
 
 
 def init_uniform_(tensor: torch.Tensor, hidden_size: int) -> None:

@@ -36,10 +36,12 @@ Example::
 Attributes: ``weight_ih [4H, I]`` (rows i, f, g, o; ``[3H, I]`` rows i, g, o when coupled) ~
 U(-1/sqrt(H), 1/sqrt(H)); ``weight_hh [4H, H or P]`` orthogonal per gate block by default
 (``init``); ``bias_ih`` zero except its forget slice, which is ``forget_bias`` (default 1.0, Gers et
-al.; Jozefowicz et al. 2015); ``bias_hh`` zero; ``weight_hr [P, H]`` when ``proj_size = P > 0``
-(Sak et al. 2014), uniform; ``weight_peephole [3, H]`` (rows i, f, o; ``[2, H]`` rows i, o when
-coupled), uniform; ``ln_ih``, ``ln_hh``, ``ln_c`` (``nn.LayerNorm``) or ``bn_ih``, ``bn_hh``,
-``bn_c`` (``RecurrentBatchNorm``). Parameter names are torch.nn.LSTM's without the layer suffix.
+al.; Jozefowicz et al. 2015), or with ``chrono=T_max`` the chrono initialisation (Tallec and
+Ollivier 2018): forget bias ``log(u)``, ``u ~ U(1, T_max - 1)``, and input bias ``-log(u)``;
+``bias_hh`` zero; ``weight_hr [P, H]`` when ``proj_size = P > 0`` (Sak et al. 2014), uniform;
+``weight_peephole [3, H]`` (rows i, f, o; ``[2, H]`` rows i, o when coupled), uniform; ``ln_ih``,
+``ln_hh``, ``ln_c`` (``nn.LayerNorm``) or ``bn_ih``, ``bn_hh``, ``bn_c`` (``RecurrentBatchNorm``).
+Parameter names are torch.nn.LSTM's without the layer suffix.
 """
 
 from __future__ import annotations
@@ -51,7 +53,13 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
 
 from rnnlab.cells.base import Cell, check_positive, register
-from rnnlab.cells.init import init_recurrent_, init_uniform_, reset_weight_
+from rnnlab.cells.init import (
+    check_chrono,
+    chrono_bias,
+    init_recurrent_,
+    init_uniform_,
+    reset_weight_,
+)
 from rnnlab.errors import ConfigError
 from rnnlab.fast.fused_lstm import lstm_unroll
 from rnnlab.fast.loop import linear_steps
@@ -84,6 +92,8 @@ class LSTMCell(Cell):
     """LSTM cell with forget-gate bias, projection and the variants above; state
     ``LSTMState(h, c)`` (``BNLSTMState(h, c, step)`` with ``batch_norm``)."""
 
+    fused_state_masks = ("drop", "zone_h", "zone_c")
+
     def __init__(
         self,
         input_size: int,
@@ -92,6 +102,7 @@ class LSTMCell(Cell):
         forget_bias: float = 1.0,
         proj_size: int = 0,
         init: str = "orthogonal",
+        chrono: int = 0,
         peephole: bool = False,
         coupled: bool = False,
         layer_norm: bool = False,
@@ -112,6 +123,7 @@ class LSTMCell(Cell):
         check_variants(layer_norm, batch_norm)
         self.input_size, self.hidden_size, self.proj_size = input_size, hidden_size, proj_size
         self.bias, self.forget_bias, self.init = bias, float(forget_bias), init
+        self.chrono = check_chrono(chrono)
         self.peephole, self.coupled = bool(peephole), bool(coupled)
         self.layer_norm, self.batch_norm = bool(layer_norm), bool(batch_norm)
         self.weight_norm = bool(weight_norm)
@@ -165,7 +177,12 @@ class LSTMCell(Cell):
             with torch.no_grad():
                 self.bias_ih.zero_()
                 self.bias_hh.zero_()
-                if self.coupled:
+                if self.chrono:
+                    forget = chrono_bias(hidden, self.chrono)
+                    self.bias_ih[:hidden] = -forget
+                    if not self.coupled:
+                        self.bias_ih[hidden : 2 * hidden] = forget
+                elif self.coupled:
                     self.bias_ih[:hidden] = -self.forget_bias
                 else:
                     self.bias_ih[hidden : 2 * hidden] = self.forget_bias
@@ -233,10 +250,10 @@ class LSTMCell(Cell):
             return h, BNLSTMState(h, c, t + 1)
         return h, LSTMState(h, c)
 
-    def fused_unroll(self, x, state, lengths=None, reverse=False):
+    def fused_unroll(self, x, state, lengths=None, reverse=False, masks=None):
         h, c = state[0], state[1]
         step = state_steps(state, h) if self.batch_norm else None
-        y, h, c = lstm_unroll(self, x, h, c, step, lengths, reverse)
+        y, h, c = lstm_unroll(self, x, h, c, step, lengths, reverse, masks)
         if self.batch_norm:
             return y, BNLSTMState(h, c, step + (x.shape[0] if lengths is None else lengths))
         return y, LSTMState(h, c)

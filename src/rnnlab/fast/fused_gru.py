@@ -1,6 +1,12 @@
 """Fused unrolling of GRU variants (layer norm, batch norm, weight norm) with backward through
 time written by hand; same design as :mod:`rnnlab.fast.fused_lstm` and the same maths as
-``GRUCell.step`` (tested against ``rnnlab.layers.unroll``)."""
+``GRUCell.step`` (tested against ``rnnlab.layers.unroll``).
+
+Recurrent dropout and zoneout of ``h`` run inside the loop when their masks are given
+(:class:`~rnnlab.fast.state_masks.StateMasks`, ``drop`` and ``zone_h``). As with the
+``RecurrentDropout`` wrapper, the dropped ``h_{t-1}`` is the whole state entering the step (it
+feeds ``W_hh`` and the ``z * h_{t-1}`` term); zoneout mixes the new ``h`` with the undropped one.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from torch import Tensor
 
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.onednn import StepWeight, matmul_t
+from rnnlab.fast.state_masks import StateMasks, mask_parts
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 
@@ -22,13 +29,21 @@ class GRUSpec:
     order: list[int]
     valid: list[Tensor] | None
     norm_hh: StepNorm | None
+    masks: StateMasks | None = None
 
 
 def gru_unroll(
-    cell, x: Tensor, h0: Tensor, step: Tensor | None, lengths: Tensor | None, reverse: bool
+    cell,
+    x: Tensor,
+    h0: Tensor,
+    step: Tensor | None,
+    lengths: Tensor | None,
+    reverse: bool,
+    masks: StateMasks | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run ``cell`` (a ``GRUCell``) over ``x [T, B, I]`` from ``h0`` (and each row's time
-    ``step`` with batch norm): ``y [T, B, H]`` and the final ``h``, as ``unroll``."""
+    ``step`` with batch norm): ``y [T, B, H]`` and the final ``h``, as ``unroll``; with recurrent
+    dropout and zoneout when ``masks`` are given."""
     steps = x.shape[0]
     norm_hh = None
     if cell.batch_norm:
@@ -42,7 +57,7 @@ def gru_unroll(
         if cell.layer_norm:
             norm_hh = LayerNormStep(cell.ln_hh.weight, None, cell.ln_hh.eps)
     order = list(range(steps - 1, -1, -1) if reverse else range(steps))
-    spec = GRUSpec(cell.hidden_size, order, valid_masks(lengths, steps), norm_hh)
+    spec = GRUSpec(cell.hidden_size, order, valid_masks(lengths, steps), norm_hh, masks)
     norm_params = [] if norm_hh is None else list(norm_hh.params)
     tensors = (xp, h0, cell.weight_hh, cell.bias_hh, *norm_params)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
@@ -62,12 +77,14 @@ def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
     if keep:
         for name in ("h", "rz", "n", "hn", "norm_hh"):
             saved[name] = {}
+    drop, zone_h, _ = mask_parts(spec.masks)
     for t in spec.order:
         x_t = xs[t]
+        h_in = h if drop is None else h * drop
         if spec.norm_hh is None:
-            hp = w_hh_t(h, b_rows)
+            hp = w_hh_t(h_in, b_rows)
         else:
-            hp, norm_saved = spec.norm_hh.forward(w_hh_t(h), t)
+            hp, norm_saved = spec.norm_hh.forward(w_hh_t(h_in), t)
             if b_hh is not None:
                 hp = hp + b_hh
             if keep:
@@ -75,9 +92,11 @@ def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
         rz = (x_t[:, : 2 * hidden] + hp[:, : 2 * hidden]).sigmoid()
         hn = hp[:, 2 * hidden :]
         n = fast_tanh(torch.addcmul(x_t[:, 2 * hidden :], rz[:, :hidden], hn))
-        h_new = torch.lerp(n, h, rz[:, hidden:])
+        h_new = torch.lerp(n, h_in, rz[:, hidden:])
         if keep:
-            saved["h"][t], saved["rz"][t], saved["n"][t], saved["hn"][t] = h, rz, n, hn
+            saved["h"][t], saved["rz"][t], saved["n"][t], saved["hn"][t] = h_in, rz, n, hn
+        if zone_h is not None:
+            h_new = torch.lerp(h_new, h, zone_h[t])
         if spec.valid is None:
             h = h_new
         else:
@@ -115,6 +134,7 @@ class FusedGRU(torch.autograd.Function):
         back_hh = StepWeight(w_hh.t(), shape[1])
         if spec.norm_hh is not None:
             spec.norm_hh.zero_grads()
+        drop, zone_h, _ = mask_parts(spec.masks)
         for t in reversed(spec.order):
             h_prev, rz, n, hn = saved["h"][t], saved["rz"][t], saved["n"][t], saved["hn"][t]
             r, z = rz[:, :hidden], rz[:, hidden:]
@@ -123,6 +143,9 @@ class FusedGRU(torch.autograd.Function):
                 v = spec.valid[t]
                 keep_h = dh * ~v
                 dh_new = dh_new * v
+            if zone_h is not None:  # h_t = lerp(h~_t, h_{t-1}, m): split the gradient
+                zoned_h = dh_new * zone_h[t]
+                dh_new = dh_new - zoned_h
             dx_t, dhp = dxp[t], dhp_all[t]
             dan = dh_new * (1 - z) * (1 - n * n)
             dx_t[:, 2 * hidden :] = dan
@@ -136,6 +159,10 @@ class FusedGRU(torch.autograd.Function):
             else:
                 dhw = dhp
             dh = back_hh(dhw, dh_new * z)
+            if drop is not None:
+                dh = dh * drop
+            if zone_h is not None:
+                dh = dh + zoned_h
             if spec.valid is not None:
                 dh = dh + keep_h
         h_prev = torch.stack([saved["h"][t] for t in spec.order]).flatten(0, 1)

@@ -6,6 +6,10 @@ there, differentiably). The loop runs without autograd and keeps only what the b
 the backward walks the steps in reverse and computes the gradients of the recurrent parameters
 in one matrix product each at the end. With no gradient needed (inference, generation) only the
 forward loop runs. Same maths as ``LSTMCell.step`` (tested against ``rnnlab.layers.unroll``).
+
+Recurrent dropout and zoneout run inside the loop when their masks are given
+(:class:`~rnnlab.fast.state_masks.StateMasks`): the dropped ``h_{t-1}`` feeds ``W_hh``, and the
+new ``h``, ``c`` are mixed with the previous ones; the backward goes through both by hand.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from torch import Tensor
 
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.onednn import StepWeight, matmul_t
+from rnnlab.fast.state_masks import StateMasks, mask_parts
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 
@@ -30,6 +35,7 @@ class LSTMSpec:
     valid: list[Tensor] | None
     norm_hh: StepNorm | None
     norm_c: StepNorm | None
+    masks: StateMasks | None = None
 
 
 def lstm_unroll(
@@ -40,9 +46,11 @@ def lstm_unroll(
     step: Tensor | None,
     lengths: Tensor | None,
     reverse: bool,
+    masks: StateMasks | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run ``cell`` (an ``LSTMCell``) over ``x [T, B, I]`` from ``h``, ``c`` (and each row's time
-    ``step`` with batch norm): ``y [T, B, H or P]`` and the final ``h``, ``c``, as ``unroll``."""
+    ``step`` with batch norm): ``y [T, B, H or P]`` and the final ``h``, ``c``, as ``unroll``;
+    with recurrent dropout and zoneout when ``masks`` are given."""
     steps = x.shape[0]
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)
@@ -59,7 +67,7 @@ def lstm_unroll(
             norm_c = LayerNormStep(cell.ln_c.weight, cell.ln_c.bias, cell.ln_c.eps)
     order = list(range(steps - 1, -1, -1) if reverse else range(steps))
     spec = LSTMSpec(
-        cell.hidden_size, cell.coupled, order, valid_masks(lengths, steps), norm_hh, norm_c
+        cell.hidden_size, cell.coupled, order, valid_masks(lengths, steps), norm_hh, norm_c, masks
     )
     norm_params = [p for norm in (norm_hh, norm_c) if norm is not None for p in norm.params]
     tensors = (
@@ -87,14 +95,16 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
     if keep:
         for name in ("h", "c", "act", "tc", "c_new", "m", "norm_hh", "norm_c"):
             saved[name] = {}
+    drop, zone_h, zone_c = mask_parts(spec.masks)
     g_start = hidden if coupled else 2 * hidden
     g_end = g_start + hidden
     outputs = []
     for t in spec.order:
+        h_in = h if drop is None else h * drop
         if spec.norm_hh is None:
-            a = w_hh_t(h, xs[t])
+            a = w_hh_t(h_in, xs[t])
         else:
-            hw, norm_saved = spec.norm_hh.forward(w_hh_t(h), t)
+            hw, norm_saved = spec.norm_hh.forward(w_hh_t(h_in), t)
             a = xs[t] + hw
             if keep:
                 saved["norm_hh"][t] = norm_saved
@@ -126,14 +136,17 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
         if keep:
             deriv = s * (1 - s)  # sigmoid'; tanh'(a_g) = 1 - g^2 = 4 s_g (1 - s_g)
             deriv[:, g_start:g_end].mul_(4)
-            saved["h"][t], saved["c"][t] = h, c
+            saved["h"][t], saved["c"][t] = h_in, c
             saved["act"][t] = (s, g, o, deriv)
             saved["tc"][t], saved["c_new"][t], saved["m"][t] = tc, c_new, m
+        c_out = c_new if zone_c is None else torch.lerp(c_new, c, zone_c[t])
+        if zone_h is not None:
+            h_new = torch.lerp(h_new, h, zone_h[t])
         if spec.valid is None:
-            h, c = h_new, c_new
+            h, c = h_new, c_out
         else:
             v = spec.valid[t]
-            h, c = torch.where(v, h_new, h), torch.where(v, c_new, c)
+            h, c = torch.where(v, h_new, h), torch.where(v, c_out, c)
             h_new = h_new * v
         outputs.append(h_new)
     y = torch.stack(outputs[::-1] if spec.order[0] > spec.order[-1] else outputs)
@@ -173,6 +186,7 @@ class FusedLSTM(torch.autograd.Function):
         for norm in (spec.norm_hh, spec.norm_c):
             if norm is not None:
                 norm.zero_grads()
+        drop, zone_h, zone_c = mask_parts(spec.masks)
         g_start = hidden if coupled else 2 * hidden
         g_end = g_start + hidden
         for t in reversed(spec.order):
@@ -184,6 +198,12 @@ class FusedLSTM(torch.autograd.Function):
                 v = spec.valid[t]
                 keep_h, keep_c = dh * ~v, dc * ~v
                 dh_new, dc = dh_new * v, dc * v
+            if zone_h is not None:  # h_t = lerp(h~_t, h_{t-1}, m): split the gradient
+                zoned_h = dh_new * zone_h[t]
+                dh_new = dh_new - zoned_h
+            if zone_c is not None:
+                zoned_c = dc * zone_c[t]
+                dc = dc - zoned_c
             if w_hr is not None:
                 dh_out.append(dh_new)
                 dm = back_hr(dh_new)
@@ -221,6 +241,12 @@ class FusedLSTM(torch.autograd.Function):
             else:
                 dhw = da
             dh = back_hh(dhw)
+            if drop is not None:
+                dh = dh * drop
+            if zone_h is not None:
+                dh = dh + zoned_h
+            if zone_c is not None:
+                dc = dc + zoned_c
             if spec.valid is not None:
                 dh, dc = dh + keep_h, dc + keep_c
         steps = range(shape[0])

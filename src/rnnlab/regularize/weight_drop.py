@@ -74,6 +74,14 @@ class WeightDrop(CellWrapper):
         """The inner cell's fused kernel at evaluation, where this wrapper is the identity."""
         return None if self.training and self.p > 0.0 else self.inner.torch_kernel()
 
+    def fused_unroll(
+        self, x: Tensor, state: State, lengths: Tensor | None = None, reverse: bool = False
+    ) -> tuple[Tensor, State] | None:
+        """The inner cell's fused path at evaluation; ``None`` (the reference loop) in training."""
+        if self.training and self.p > 0.0:
+            return None
+        return self.inner.fused_unroll(x, state, lengths, reverse)
+
     def step(self, xp_t: Tensor, state: State) -> tuple[Tensor, State]:
         if not self.training or self.p == 0.0:
             return self.inner.step(xp_t, state)
