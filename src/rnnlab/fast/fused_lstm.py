@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
+from rnnlab.fast.native import native_for
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.state_masks import StateMasks, mask_parts
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -87,7 +88,6 @@ def lstm_unroll(
 
 def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | None):
     """The forward loop; fills ``saved`` (when given) with what the backward needs."""
-    hidden, coupled = spec.hidden, spec.coupled
     xs = xg.unbind(0)
     w_hh_t = StepWeight(w_hh, h.shape[0])
     w_hr_t = None if w_hr is None else StepWeight(w_hr, h.shape[0])
@@ -96,8 +96,7 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
         for name in ("h", "c", "act", "tc", "c_new", "m", "norm_hh", "norm_c"):
             saved[name] = {}
     drop, zone_h, zone_c = mask_parts(spec.masks)
-    g_start = hidden if coupled else 2 * hidden
-    g_end = g_start + hidden
+    ops = native_for(xg)
     outputs = []
     for t in spec.order:
         h_in = h if drop is None else h * drop
@@ -108,36 +107,12 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
             a = xs[t] + hw
             if keep:
                 saved["norm_hh"][t] = norm_saved
-        if peephole is not None:
-            a[:, :hidden].addcmul_(peephole[0], c)
-            if not coupled:
-                a[:, hidden : 2 * hidden].addcmul_(peephole[1], c)
-        a[:, g_start:g_end].mul_(2)  # tanh(a_g) = 2 sigmoid(2 a_g) - 1: one sigmoid for all
-        s = a.sigmoid() if peephole is None else a[:, :g_end].sigmoid()
-        g = s[:, g_start:g_end] * 2 - 1
-        i = s[:, :hidden]
-        if coupled:
-            c_new = torch.addcmul(c, i, g - c)
-        else:
-            c_new = torch.addcmul(s[:, hidden:g_start] * c, i, g)
-        if peephole is None:
-            o = s[:, g_end:]
-        else:
-            o = torch.addcmul(a[:, g_end:], peephole[-1], c_new).sigmoid_()
-        if spec.norm_c is None:
-            cn = c_new
-        else:
-            cn, norm_saved = spec.norm_c.forward(c_new, t)
-            if keep:
-                saved["norm_c"][t] = norm_saved
-        tc = fast_tanh(cn)
-        m = o * tc
+        gates = _gates_python if ops is None else _gates_native
+        act, c_new, tc, m = gates(spec, ops, a, c, peephole, t, saved)
         h_new = m if w_hr_t is None else w_hr_t(m)
         if keep:
-            deriv = s * (1 - s)  # sigmoid'; tanh'(a_g) = 1 - g^2 = 4 s_g (1 - s_g)
-            deriv[:, g_start:g_end].mul_(4)
             saved["h"][t], saved["c"][t] = h_in, c
-            saved["act"][t] = (s, g, o, deriv)
+            saved["act"][t] = act
             saved["tc"][t], saved["c_new"][t], saved["m"][t] = tc, c_new, m
         c_out = c_new if zone_c is None else torch.lerp(c_new, c, zone_c[t])
         if zone_h is not None:
@@ -151,6 +126,111 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
         outputs.append(h_new)
     y = torch.stack(outputs[::-1] if spec.order[0] > spec.order[-1] else outputs)
     return y, h, c
+
+
+def _gates_python(spec: LSTMSpec, ops, a, c, peephole, t: int, saved: dict | None):
+    """The gate maths of one step from the pre-activations ``a [B, G*H]`` (overwritten):
+    ``(act, c_new, tanh(cn), m)``, ``act`` being what the backward needs; tensor operations."""
+    hidden, coupled = spec.hidden, spec.coupled
+    g_start = hidden if coupled else 2 * hidden
+    g_end = g_start + hidden
+    if peephole is not None:
+        a[:, :hidden].addcmul_(peephole[0], c)
+        if not coupled:
+            a[:, hidden : 2 * hidden].addcmul_(peephole[1], c)
+    a[:, g_start:g_end].mul_(2)  # tanh(a_g) = 2 sigmoid(2 a_g) - 1: one sigmoid for all
+    s = a.sigmoid() if peephole is None else a[:, :g_end].sigmoid()
+    g = s[:, g_start:g_end] * 2 - 1
+    i = s[:, :hidden]
+    if coupled:
+        c_new = torch.addcmul(c, i, g - c)
+    else:
+        c_new = torch.addcmul(s[:, hidden:g_start] * c, i, g)
+    if peephole is None:
+        o = s[:, g_end:]
+    else:
+        o = torch.addcmul(a[:, g_end:], peephole[-1], c_new).sigmoid_()
+    tc = fast_tanh(_norm_cell(spec, c_new, t, saved))
+    act = None
+    if saved is not None:
+        deriv = s * (1 - s)  # sigmoid'; tanh'(a_g) = 1 - g^2 = 4 s_g (1 - s_g)
+        deriv[:, g_start:g_end].mul_(4)
+        act = (s, g, o, deriv)
+    return act, c_new, tc, o * tc
+
+
+def _gates_native(spec: LSTMSpec, ops, a, c, peephole, t: int, saved: dict | None):
+    """:func:`_gates_python` in one native call; ``act`` is ``a``, overwritten with the
+    activations (i, f, g, o)."""
+    finish = spec.norm_c is None
+    p = a.new_empty(0) if peephole is None else peephole.detach()
+    c_new, *out = ops.lstm_gates(a, c.contiguous(), p, spec.coupled, finish)
+    if finish:
+        tc, m = out
+    else:
+        tc = fast_tanh(_norm_cell(spec, c_new, t, saved))
+        m = a[:, -spec.hidden :] * tc
+    return a, c_new, tc, m
+
+
+def _norm_cell(spec: LSTMSpec, c_new, t: int, saved: dict | None):
+    """The cell as the output gate sees it: ``c_new``, normalised with ``norm_c``."""
+    if spec.norm_c is None:
+        return c_new
+    cn, norm_saved = spec.norm_c.forward(c_new, t)
+    if saved is not None:
+        saved["norm_c"][t] = norm_saved
+    return cn
+
+
+def _gates_backward_python(spec: LSTMSpec, ops, da, dm, dc, act, c_prev, tc, peephole, t, saved):
+    """Backward of :func:`_gates_python`: writes the gradient of ``a`` into ``da`` and returns
+    that of ``c_prev`` (``dm``: gradient of ``m``; ``dc``: of ``c_new`` from the later steps)."""
+    hidden, coupled = spec.hidden, spec.coupled
+    g_start = hidden if coupled else 2 * hidden
+    g_end = g_start + hidden
+    s, g, o, deriv = act
+    i = s[:, :hidden]
+    dtc = dm * o
+    dcn = torch.addcmul(dtc, dtc * tc, tc, value=-1)  # through tanh: (1 - tc^2)
+    if spec.norm_c is not None:
+        dcn = spec.norm_c.backward(dcn, saved["norm_c"][t])
+    dc_new = dc + dcn
+    # da: gradient of each activation, then times its derivative
+    da_o = da[:, g_end:]
+    if peephole is None:
+        torch.mul(dm, tc, out=da_o)
+    else:
+        torch.mul(dm * tc, o * (1 - o), out=da_o)
+        dc_new.addcmul_(da_o, peephole[-1])
+    torch.mul(dc_new, g - c_prev if coupled else g, out=da[:, :hidden])
+    if not coupled:
+        torch.mul(dc_new, c_prev, out=da[:, hidden:g_start])
+    torch.mul(dc_new, i, out=da[:, g_start:g_end])
+    if peephole is None:
+        da.mul_(deriv)
+    else:
+        da[:, :g_end].mul_(deriv)
+    dc = dc_new * (1 - i) if coupled else dc_new * s[:, hidden:g_start]
+    if peephole is not None:
+        dc.addcmul_(da[:, :hidden], peephole[0])
+        if not coupled:
+            dc.addcmul_(da[:, hidden:g_start], peephole[1])
+    return dc
+
+
+def _gates_backward_native(spec: LSTMSpec, ops, da, dm, dc, act, c_prev, tc, peephole, t, saved):
+    """:func:`_gates_backward_python` in one native call (with ``norm_c``: its backward first)."""
+    dm = dm.contiguous()
+    if spec.norm_c is None:
+        dcn = dm.new_empty(0)
+    else:
+        dtc = dm * act[:, -spec.hidden :]
+        dcn = spec.norm_c.backward(torch.addcmul(dtc, dtc * tc, tc, value=-1), saved["norm_c"][t])
+    p = dm.new_empty(0) if peephole is None else peephole.detach()
+    return ops.lstm_gates_backward(
+        dm, dc.contiguous(), dcn.contiguous(), act, c_prev, tc, p, spec.coupled, da
+    )
 
 
 class FusedLSTM(torch.autograd.Function):
@@ -189,10 +269,9 @@ class FusedLSTM(torch.autograd.Function):
         drop, zone_h, zone_c = mask_parts(spec.masks)
         g_start = hidden if coupled else 2 * hidden
         g_end = g_start + hidden
+        ops = native_for(dxg)
         for t in reversed(spec.order):
-            s, g, o, deriv = saved["act"][t]
             tc, c_prev = saved["tc"][t], saved["c"][t]
-            i = s[:, :hidden]
             dh_new = dh + dys[t]
             if spec.valid is not None:
                 v = spec.valid[t]
@@ -209,32 +288,11 @@ class FusedLSTM(torch.autograd.Function):
                 dm = back_hr(dh_new)
             else:
                 dm = dh_new
-            dtc = dm * o
-            dcn = torch.addcmul(dtc, dtc * tc, tc, value=-1)  # through tanh: (1 - tc^2)
-            if spec.norm_c is not None:
-                dcn = spec.norm_c.backward(dcn, saved["norm_c"][t])
-            dc_new = dc + dcn
-            # da: gradient of each activation, then times its derivative
             da = dxg[t]
-            da_o = da[:, g_end:]
-            if peephole is None:
-                torch.mul(dm, tc, out=da_o)
-            else:
-                torch.mul(dm * tc, o * (1 - o), out=da_o)
-                dc_new.addcmul_(da_o, peephole[-1])
-            torch.mul(dc_new, g - c_prev if coupled else g, out=da[:, :hidden])
-            if not coupled:
-                torch.mul(dc_new, c_prev, out=da[:, hidden:g_start])
-            torch.mul(dc_new, i, out=da[:, g_start:g_end])
-            if peephole is None:
-                da.mul_(deriv)
-            else:
-                da[:, :g_end].mul_(deriv)
-            dc = dc_new * (1 - i) if coupled else dc_new * s[:, hidden:g_start]
-            if peephole is not None:
-                dc.addcmul_(da[:, :hidden], peephole[0])
-                if not coupled:
-                    dc.addcmul_(da[:, hidden:g_start], peephole[1])
+            gates_backward = _gates_backward_python if ops is None else _gates_backward_native
+            dc = gates_backward(
+                spec, ops, da, dm, dc, saved["act"][t], c_prev, tc, peephole, t, saved
+            )
             if spec.norm_hh is not None:
                 dhw = spec.norm_hh.backward(da, saved["norm_hh"][t])
                 dhw_all[t] = dhw
