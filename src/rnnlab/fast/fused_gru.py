@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
+from rnnlab.fast.native import native_for
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.state_masks import StateMasks, mask_parts
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -78,6 +79,10 @@ def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
         for name in ("h", "rz", "n", "hn", "norm_hh"):
             saved[name] = {}
     drop, zone_h, _ = mask_parts(spec.masks)
+    ops = native_for(xp)
+    if keep:
+        saved["ops"] = ops
+    h = h.contiguous()
     for t in spec.order:
         x_t = xs[t]
         h_in = h if drop is None else h * drop
@@ -89,10 +94,14 @@ def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
                 hp = hp + b_hh
             if keep:
                 saved["norm_hh"][t] = norm_saved
-        rz = (x_t[:, : 2 * hidden] + hp[:, : 2 * hidden]).sigmoid()
-        hn = hp[:, 2 * hidden :]
-        n = fast_tanh(torch.addcmul(x_t[:, 2 * hidden :], rz[:, :hidden], hn))
-        h_new = torch.lerp(n, h_in, rz[:, hidden:])
+        if ops is None:
+            rz = (x_t[:, : 2 * hidden] + hp[:, : 2 * hidden]).sigmoid()
+            hn = hp[:, 2 * hidden :]
+            n = fast_tanh(torch.addcmul(x_t[:, 2 * hidden :], rz[:, :hidden], hn))
+            h_new = torch.lerp(n, h_in, rz[:, hidden:])
+        else:  # the gate maths in one native call; the backward's kernel reads hp whole
+            rz, n, h_new = ops.gru_gates(x_t.contiguous(), hp, h_in)
+            hn = hp
         if keep:
             saved["h"][t], saved["rz"][t], saved["n"][t], saved["hn"][t] = h_in, rz, n, hn
         if zone_h is not None:
@@ -135,6 +144,7 @@ class FusedGRU(torch.autograd.Function):
         if spec.norm_hh is not None:
             spec.norm_hh.zero_grads()
         drop, zone_h, _ = mask_parts(spec.masks)
+        ops = saved["ops"]
         for t in reversed(spec.order):
             h_prev, rz, n, hn = saved["h"][t], saved["rz"][t], saved["n"][t], saved["hn"][t]
             r, z = rz[:, :hidden], rz[:, hidden:]
@@ -147,18 +157,22 @@ class FusedGRU(torch.autograd.Function):
                 zoned_h = dh_new * zone_h[t]
                 dh_new = dh_new - zoned_h
             dx_t, dhp = dxp[t], dhp_all[t]
-            dan = dh_new * (1 - z) * (1 - n * n)
-            dx_t[:, 2 * hidden :] = dan
-            torch.mul(dan, r, out=dhp[:, 2 * hidden :])
-            torch.mul(dan * hn, r * (1 - r), out=dx_t[:, :hidden])
-            torch.mul(dh_new * (h_prev - n), z * (1 - z), out=dx_t[:, hidden : 2 * hidden])
-            dhp[:, : 2 * hidden] = dx_t[:, : 2 * hidden]
+            if ops is None:
+                dan = dh_new * (1 - z) * (1 - n * n)
+                dx_t[:, 2 * hidden :] = dan
+                torch.mul(dan, r, out=dhp[:, 2 * hidden :])
+                torch.mul(dan * hn, r * (1 - r), out=dx_t[:, :hidden])
+                torch.mul(dh_new * (h_prev - n), z * (1 - z), out=dx_t[:, hidden : 2 * hidden])
+                dhp[:, : 2 * hidden] = dx_t[:, : 2 * hidden]
+                direct = dh_new * z
+            else:
+                direct = ops.gru_gates_backward(dh_new.contiguous(), h_prev, rz, n, hn, dx_t, dhp)
             if spec.norm_hh is not None:
                 dhw = spec.norm_hh.backward(dhp, saved["norm_hh"][t])
                 dhw_all[t] = dhw
             else:
                 dhw = dhp
-            dh = back_hh(dhw, dh_new * z)
+            dh = back_hh(dhw, direct)
             if drop is not None:
                 dh = dh * drop
             if zone_h is not None:

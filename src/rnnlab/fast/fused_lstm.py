@@ -97,6 +97,8 @@ def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | N
             saved[name] = {}
     drop, zone_h, zone_c = mask_parts(spec.masks)
     ops = native_for(xg)
+    if keep:
+        saved["ops"] = ops
     outputs = []
     for t in spec.order:
         h_in = h if drop is None else h * drop
@@ -269,7 +271,7 @@ class FusedLSTM(torch.autograd.Function):
         drop, zone_h, zone_c = mask_parts(spec.masks)
         g_start = hidden if coupled else 2 * hidden
         g_end = g_start + hidden
-        ops = native_for(dxg)
+        ops = saved["ops"]
         for t in reversed(spec.order):
             tc, c_prev = saved["tc"][t], saved["c"][t]
             dh_new = dh + dys[t]
