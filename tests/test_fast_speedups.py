@@ -92,3 +92,19 @@ def test_float32_fused_path_matches_reference(
         torch.testing.assert_close(a, b, **tol)
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, **tol)
+
+
+def test_weight_norm_lstm_runs_torch_kernel_with_gradients_through_the_normalisation():
+    torch.manual_seed(0)
+    cell = rnnlab.cells.create("lstm", input_size=5, hidden_size=8, weight_norm=True).double()
+    mode, weights = cell.torch_kernel()
+    assert mode == "LSTM" and weights[1].grad_fn is not None  # the normalised W_hh
+    x = torch.randn(7, 4, 5, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([7, 3, 1, 7])
+    results = []
+    for fast in (True, False):
+        y, (h, c) = rnnlab.Recurrent(cell, reverse=True, fast=fast)(x, None, lengths)
+        loss = (y * torch.linspace(-1, 1, 8, dtype=y.dtype)).sum() + h.sum() + c.pow(2).sum()
+        results.append((y, h, c, *torch.autograd.grad(loss, [x, *cell.parameters()])))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)

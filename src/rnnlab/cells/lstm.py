@@ -26,7 +26,8 @@ Variants (combinable, except ``layer_norm`` with ``batch_norm``):
   state is then ``BNLSTMState(h, c, step)``; a state without ``step`` (torch's ``(h, c)``)
   starts at step 0.
 - ``weight_norm=True`` (Salimans and Kingma 2016): ``W = g * V / ||V||`` row by row for ``W_ih``
-  and ``W_hh`` (torch's ``parametrizations.weight_norm``; ``weight_ih`` stays readable).
+  and ``W_hh`` (torch's ``parametrizations.weight_norm``; ``weight_ih`` stays readable). Alone, it
+  keeps torch's fused kernel (run on the normalised weights); with other variants, the fused path.
 
 Example::
 
@@ -164,10 +165,15 @@ class LSTMCell(Cell):
 
     @property
     def is_variant(self) -> bool:
-        """True when any variant is on (then torch's fused kernel does not compute this cell)."""
+        """True when any variant is on."""
         return (
             self.peephole or self.coupled or self.layer_norm or self.batch_norm or self.weight_norm
         )
+
+    @property
+    def is_structural_variant(self) -> bool:
+        """True when a variant changes the equations (all but ``weight_norm``)."""
+        return self.peephole or self.coupled or self.layer_norm or self.batch_norm
 
     def reset_parameters(self) -> None:
         hidden = self.hidden_size
@@ -259,7 +265,10 @@ class LSTMCell(Cell):
         return y, LSTMState(h, c)
 
     def torch_kernel(self):
-        if self.is_variant:
+        # Weight normalisation only reparametrises the matrices: torch's kernel computes the cell
+        # from the normalised weights (autograd goes through them), measured faster than the fused
+        # path on CPU (oneDNN's whole-sequence LSTM).
+        if self.is_structural_variant:
             return None
         weights = [self.weight_ih, self.weight_hh]
         if self.bias:
