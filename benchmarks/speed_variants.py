@@ -4,7 +4,7 @@ same variant; and (``--table regularized``) of ``rnnlab.LSTM`` with recurrent dr
 whose training runs on the fused path, beside the same layer forced onto the reference loop.
 
     PYTHONPATH=src python benchmarks/speed_variants.py [--repeats 7] [--threads 2]
-        [--table variants|regularized|all]
+        [--table variants|regularized|all] [--clock wall|cpu]
 
 Every configuration is timed once per round and the rounds are interleaved, so that a change in
 the machine's load hits all of them alike; the table reports medians over the rounds.
@@ -103,17 +103,17 @@ def build_regularized(shape):
     return runners
 
 
-def measure(runners, repeats: int, inner: int) -> dict:
+def measure(runners, repeats: int, inner: int, clock=time.perf_counter) -> dict:
     """Median seconds per call of each runner over ``repeats`` interleaved rounds."""
     times: dict = {key: [] for key in runners}
     for run in runners.values():
         run()  # warm-up
     for _ in range(repeats):
         for key, run in runners.items():
-            start = time.perf_counter()
+            start = clock()
             for _ in range(inner):
                 run()
-            times[key].append((time.perf_counter() - start) / inner)
+            times[key].append((clock() - start) / inner)
     return {key: statistics.median(v) for key, v in times.items()}
 
 
@@ -156,27 +156,34 @@ def main() -> None:
     parser.add_argument("--inner", type=int, default=0, help="calls per timing (0: auto)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a machine loaded by others)",
+    )
+    parser.add_argument(
         "--table",
         choices=("variants", "regularized", "all"),
         default="all",
         help="the cell variants, the regularised drop-in LSTM (first shape only), or both",
     )
     args = parser.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of "
-        f"{args.repeats} interleaved rounds; ratio = time / torch.nn.LSTM time"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
+        f"medians of {args.repeats} interleaved rounds; ratio = time / torch.nn.LSTM time"
     )
     if args.table in ("variants", "all"):
         for shape in SHAPES:
             inner = args.inner or (3 if shape[0] > 1 else 200)
-            med = measure(build(shape), args.repeats, inner)
+            med = measure(build(shape), args.repeats, inner, clock)
             print_table(med, shape, [label(name, kwargs) for name, kwargs in VARIANTS])
     if args.table in ("regularized", "all"):
         shape = SHAPES[0]
-        med = measure(build_regularized(shape), args.repeats, args.inner or 3)
+        med = measure(build_regularized(shape), args.repeats, args.inner or 3, clock)
         print("\nrnnlab.LSTM with recurrent dropout / zoneout (fast: its default path)")
         print_table(med, shape, [regularized_label(kwargs) for kwargs in REGULARIZED])
 
