@@ -1,16 +1,18 @@
 """The speed-ups of the fused variant paths: oneDNN products (float32 on CPU) agree with torch's
-products, and the fused paths in float32 (where they run through oneDNN) match the reference
-loop, with the speed-ups on and off."""
+products; the native step kernels build, or warn once and leave the Python form; the fused paths
+in float32 (oneDNN and native kernels) match the reference loop with the speed-ups on and off.
+(The float64 tests of test_variants.py run the native kernels too, when they are built.)"""
 
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
 
 import rnnlab
-from rnnlab.fast import onednn
+from rnnlab.fast import native, onednn
 
 needs_onednn = pytest.mark.skipif(
     not onednn.uses_onednn(torch.zeros(1)), reason="torch built without oneDNN"
@@ -74,13 +76,14 @@ def fused_and_reference(cell, x, lengths, reverse):
     return results
 
 
-@pytest.mark.parametrize("onednn_on", ["1", "0"])
+@pytest.mark.parametrize("speedups", ["on", "off"])
 @pytest.mark.parametrize("lengths,reverse", [(None, False), ([7, 3, 1, 7], True)])
 @pytest.mark.parametrize("name,kwargs", VARIANTS)
 def test_float32_fused_path_matches_reference(
-    name, kwargs, lengths, reverse, onednn_on, monkeypatch
+    name, kwargs, lengths, reverse, speedups, monkeypatch
 ):
-    monkeypatch.setenv("RNNLAB_ONEDNN", onednn_on)
+    monkeypatch.setenv("RNNLAB_ONEDNN", "1" if speedups == "on" else "0")
+    monkeypatch.setenv("RNNLAB_NATIVE", "1" if speedups == "on" else "0")
     torch.manual_seed(0)
     cell = rnnlab.cells.create(name, input_size=5, hidden_size=8, **kwargs)
     x = torch.randn(7, 4, 5, requires_grad=True)
@@ -108,3 +111,32 @@ def test_weight_norm_lstm_runs_torch_kernel_with_gradients_through_the_normalisa
         results.append((y, h, c, *torch.autograd.grad(loss, [x, *cell.parameters()])))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b)
+
+
+def test_native_kernels_are_used_where_they_can_run(monkeypatch):
+    if native.kernels() is None:
+        pytest.skip("no C++ compiler here: the fallback is tested below")
+    assert native.native_for(torch.zeros(1), torch.zeros(1, dtype=torch.float64)) is not None
+    assert native.native_for(torch.zeros(1, dtype=torch.bfloat16)) is None
+    monkeypatch.setenv("RNNLAB_NATIVE", "0")
+    assert native.native_for(torch.zeros(1)) is None
+
+
+def test_a_failed_build_warns_once_and_the_python_form_runs(monkeypatch):
+    import torch.utils.cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("Error building extension 'rnnlab_native': c++: not found")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load_inline", no_compiler)
+    monkeypatch.setattr(native, "_state", {})
+    with pytest.warns(RuntimeWarning, match="could not be built.*RNNLAB_NATIVE=0"):
+        assert native.kernels() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # remembered: no second attempt, no second warning
+        assert native.kernels() is None
+    cell = rnnlab.cells.create("lstm", input_size=3, hidden_size=4, peephole=True).double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    y_fast, _ = rnnlab.Recurrent(cell)(x)
+    y_ref, _ = rnnlab.Recurrent(cell, fast=False)(x)
+    torch.testing.assert_close(y_fast, y_ref)
