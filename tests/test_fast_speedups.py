@@ -140,3 +140,15 @@ def test_a_failed_build_warns_once_and_the_python_form_runs(monkeypatch):
     y_fast, _ = rnnlab.Recurrent(cell)(x)
     y_ref, _ = rnnlab.Recurrent(cell, fast=False)(x)
     torch.testing.assert_close(y_fast, y_ref)
+
+
+def test_native_command_reports_ready_or_disabled(monkeypatch, capsys):
+    from rnnlab.cli.main import main
+
+    monkeypatch.setenv("RNNLAB_NATIVE", "0")
+    assert main(["native"]) == 1
+    assert "disabled by RNNLAB_NATIVE=0" in capsys.readouterr().err
+    monkeypatch.setenv("RNNLAB_NATIVE", "1")
+    if native.kernels() is not None:
+        assert main(["native"]) == 0
+        assert "native step kernels: ready" in capsys.readouterr().out

@@ -4,18 +4,18 @@ The gate maths of one time step (forward or backward) is one call into C++
 (``native_kernels.cpp``) instead of about ten tensor operations from Python, each paying
 Python's and the dispatcher's overhead. The kernels are compiled with
 ``torch.utils.cpp_extension.load_inline`` on first use (g++ and ninja needed; measured here:
-30 s of CPU, 80 s on a loaded 2-core machine) into torch's extension cache
+about 40 s of CPU, 80-150 s of wall time on the loaded 2-core machine) into torch's extension cache
 (``~/.cache/torch_extensions``, or ``$TORCH_EXTENSIONS_DIR``), and loaded from there afterwards.
-Build them ahead with ``python -m rnnlab.fast.native``.
+Build them ahead with ``rnnlab native``.
 
-When they cannot be built (no compiler, another device than CPU) the fused paths run their
-Python form, with one warning; ``RNNLAB_NATIVE=0`` chooses the Python form without trying.
+When they cannot be built (no compiler) the fused paths run their Python form, with one warning;
+so do tensors on other devices or of other types than float32/float64 (without a warning).
+``RNNLAB_NATIVE=0`` chooses the Python form without trying.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -30,11 +30,21 @@ _state: dict = {}
 def kernels():
     """The ``torch.ops.rnnlab_native`` namespace, built and loaded on first call; ``None`` when
     disabled (``RNNLAB_NATIVE=0``) or when the build failed (warned once)."""
-    if os.environ.get("RNNLAB_NATIVE", "1") == "0":
+    if disabled():
         return None
     if "ops" not in _state:
         _state["ops"] = _build()
     return _state["ops"]
+
+
+def disabled() -> bool:
+    """True when ``RNNLAB_NATIVE=0`` asks for the Python form."""
+    return os.environ.get("RNNLAB_NATIVE", "1") == "0"
+
+
+def build_seconds() -> float:
+    """Wall time the build (or the load from the cache) took in this process."""
+    return _state.get("build_seconds", 0.0)
 
 
 def _build():
@@ -71,18 +81,3 @@ def native_for(*tensors: Tensor | None):
 
 
 _DTYPES = (torch.float32, torch.float64)
-
-
-def main() -> int:
-    """``python -m rnnlab.fast.native``: build the kernels now and say how long it took."""
-    ops = kernels()
-    if ops is None:
-        print("native step kernels: not available (see the warning above)", file=sys.stderr)
-        return 1
-    seconds = _state.get("build_seconds", 0.0)
-    print(f"native step kernels: ready ({seconds:.1f} s to build or load)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

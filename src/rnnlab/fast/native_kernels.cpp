@@ -234,6 +234,50 @@ at::Tensor gru_gates_backward(const at::Tensor& dh, const at::Tensor& h_prev, co
   return direct;
 }
 
+// Layer-norm backward of one step over the last dimension: dy, x [B, F]; mean, rstd [B, 1] as
+// torch.native_layer_norm returns them; weight [F] (or empty). Returns dx and adds the gain and
+// shift gradients into dw, db [F] (each may be empty): one pass instead of torch's three outputs.
+at::Tensor layer_norm_backward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& mean,
+                               const at::Tensor& rstd, const at::Tensor& weight, at::Tensor dw,
+                               at::Tensor db) {
+  const at::Tensor* inputs[] = {&dy, &x, &mean, &rstd};
+  for (const at::Tensor* t : inputs) check(*t, "layer_norm_backward input");
+  const int64_t rows = x.size(0), features = x.size(1);
+  const bool has_w = weight.numel() > 0, has_dw = dw.numel() > 0, has_db = db.numel() > 0;
+  at::Tensor w = has_w ? weight.contiguous() : weight;
+  at::Tensor dx = at::empty_like(x);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "layer_norm_backward", [&] {
+    const scalar_t *DY = dy.data_ptr<scalar_t>(), *X = x.data_ptr<scalar_t>();
+    const scalar_t *M = mean.data_ptr<scalar_t>(), *R = rstd.data_ptr<scalar_t>();
+    const scalar_t* W = has_w ? w.data_ptr<scalar_t>() : nullptr;
+    scalar_t* DW = has_dw ? dw.data_ptr<scalar_t>() : nullptr;
+    scalar_t* DB = has_db ? db.data_ptr<scalar_t>() : nullptr;
+    scalar_t* DX = dx.data_ptr<scalar_t>();
+    for (int64_t b = 0; b < rows; ++b) {
+      const scalar_t *d = DY + b * features, *xb = X + b * features;
+      const scalar_t m = M[b], r = R[b];
+      scalar_t* out = DX + b * features;
+      scalar_t s1 = 0, s2 = 0;
+      for (int64_t j = 0; j < features; ++j) {
+        const scalar_t xhat = (xb[j] - m) * r;
+        const scalar_t g = has_w ? d[j] * W[j] : d[j];
+        s1 += g;
+        s2 += g * xhat;
+        if (has_dw) DW[j] += d[j] * xhat;
+        if (has_db) DB[j] += d[j];
+      }
+      s1 /= features;
+      s2 /= features;
+      for (int64_t j = 0; j < features; ++j) {
+        const scalar_t xhat = (xb[j] - m) * r;
+        const scalar_t g = has_w ? d[j] * W[j] : d[j];
+        out[j] = r * (g - s1 - xhat * s2);
+      }
+    }
+  });
+  return dx;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnlab_native, m) {
@@ -244,6 +288,10 @@ TORCH_LIBRARY(rnnlab_native, m) {
       "Tensor peephole, bool coupled, Tensor(a!) da) -> Tensor",
       &lstm_gates_backward);
   m.def("gru_gates(Tensor x, Tensor hp, Tensor h) -> Tensor[]", &gru_gates);
+  m.def(
+      "layer_norm_backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor weight, "
+      "Tensor(a!) dw, Tensor(b!) db) -> Tensor",
+      &layer_norm_backward);
   m.def(
       "gru_gates_backward(Tensor dh, Tensor h_prev, Tensor rz, Tensor n, Tensor hp, "
       "Tensor(a!) dx, Tensor(b!) dhp) -> Tensor",

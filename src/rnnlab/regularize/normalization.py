@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnlab.fast.native import native_for
+
 
 def state_steps(state, h: Tensor) -> Tensor:
     """Each row's time step: ``state.step``, or zeros for a state that carries none (torch's
@@ -187,6 +189,15 @@ class LayerNormStep(StepNorm):
     def backward(self, dy, saved):
         x, mean, rstd = saved
         weight, bias = self.params
+        ops = native_for(dy, x)
+        if ops is not None and x.dim() == 2:  # dx, and the parameter gradients added in place
+            for k, param in enumerate(self.params):
+                if param is not None and self.grads[k] is None:
+                    self.grads[k] = torch.zeros_like(param, memory_format=torch.contiguous_format)
+            empty = dy.new_empty(0)
+            dw, db = (empty if g is None else g for g in self.grads)
+            w = empty if weight is None else weight.detach()
+            return ops.layer_norm_backward(dy.contiguous(), x.contiguous(), mean, rstd, w, dw, db)
         mask = [True, weight is not None, bias is not None]
         dx, dw, db = torch.ops.aten.native_layer_norm_backward(
             dy, x, x.shape[-1:], mean, rstd, weight, bias, mask
