@@ -45,6 +45,17 @@ def test_linear_forward_and_backward_agree_with_torch():
         torch.testing.assert_close(g, g_ref)
 
 
+@needs_onednn
+def test_linear_supports_double_backward():
+    x = torch.randn(6, 5, requires_grad=True)
+    w = torch.randn(7, 5, requires_grad=True)
+    results = []
+    for y in (onednn.linear(x, w), torch.nn.functional.linear(x, w)):
+        (dx,) = torch.autograd.grad(y.pow(2).sum(), x, create_graph=True)
+        results.append(torch.autograd.grad(dx.pow(2).sum(), w))
+    torch.testing.assert_close(results[0], results[1])
+
+
 def test_float64_and_disabled_use_torch_products(monkeypatch):
     assert not onednn.uses_onednn(torch.zeros(1, dtype=torch.float64))
     monkeypatch.setenv("RNNLAB_ONEDNN", "0")

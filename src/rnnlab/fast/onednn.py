@@ -79,8 +79,13 @@ class _Linear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         x, weight = ctx.saved_tensors
-        dy = dy.contiguous()
         dx = dw = db = None
+        if torch.is_grad_enabled():  # create_graph: products autograd can differentiate again
+            dx = dy @ weight if ctx.needs_input_grad[0] else None
+            dw = dy.t() @ x if ctx.needs_input_grad[1] else None
+            db = dy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+            return dx, dw, db
+        dy = dy.contiguous()
         if ctx.needs_input_grad[0]:
             dx = _LINEAR(dy, weight.t().contiguous(), None, "none", [], "")
         if ctx.needs_input_grad[1]:
