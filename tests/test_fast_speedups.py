@@ -22,10 +22,11 @@ needs_onednn = pytest.mark.skipif(
 @needs_onednn
 def test_step_weight_and_weight_gradient_products_agree_with_torch():
     w, x, other = torch.randn(12, 5), torch.randn(3, 5), torch.randn(3, 12)
-    step = onednn.StepWeight(w, 3)
-    assert step.onednn
-    torch.testing.assert_close(step(x), x @ w.T)
-    torch.testing.assert_close(step(x, other), other + x @ w.T)
+    for steps in (1, onednn.REORDER_STEPS):  # dense, and reordered for many steps
+        step = onednn.StepWeight(w, 3, steps)
+        assert step.onednn
+        torch.testing.assert_close(step(x), x @ w.T)
+        torch.testing.assert_close(step(x, other), other + x @ w.T)
     a, b = torch.randn(20, 12), torch.randn(20, 5)
     torch.testing.assert_close(onednn.matmul_t(a, b), a.T @ b)
 
@@ -61,7 +62,7 @@ def test_float64_and_disabled_use_torch_products(monkeypatch):
     monkeypatch.setenv("RNNLAB_ONEDNN", "0")
     assert not onednn.uses_onednn(torch.zeros(1))
     w, x = torch.randn(12, 5), torch.randn(3, 5)
-    torch.testing.assert_close(onednn.StepWeight(w, 3)(x), x @ w.T)
+    torch.testing.assert_close(onednn.StepWeight(w, 3, 9)(x), x @ w.T)
 
 
 VARIANTS = [
@@ -88,7 +89,7 @@ def fused_and_reference(cell, x, lengths, reverse):
 
 
 @pytest.mark.parametrize("speedups", ["on", "off"])
-@pytest.mark.parametrize("lengths,reverse", [(None, False), ([7, 3, 1, 7], True)])
+@pytest.mark.parametrize("lengths,reverse", [(None, False), ([9, 3, 1, 9], True)])
 @pytest.mark.parametrize("name,kwargs", VARIANTS)
 def test_float32_fused_path_matches_reference(
     name, kwargs, lengths, reverse, speedups, monkeypatch
@@ -97,7 +98,7 @@ def test_float32_fused_path_matches_reference(
     monkeypatch.setenv("RNNLAB_NATIVE", "1" if speedups == "on" else "0")
     torch.manual_seed(0)
     cell = rnnlab.cells.create(name, input_size=5, hidden_size=8, **kwargs)
-    x = torch.randn(7, 4, 5, requires_grad=True)
+    x = torch.randn(9, 4, 5, requires_grad=True)
     lens = None if lengths is None else torch.tensor(lengths)
     (y1, s1, g1), (y2, s2, g2) = fused_and_reference(cell, x, lens, reverse)
     tol = {"rtol": 1e-4, "atol": 1e-5}

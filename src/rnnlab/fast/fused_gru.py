@@ -71,7 +71,7 @@ def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
     """The forward loop; fills ``saved`` (when given) with what the backward needs."""
     hidden = spec.hidden
     xs = xp.unbind(0)
-    w_hh_t = StepWeight(w_hh, h.shape[0])
+    w_hh_t = StepWeight(w_hh, h.shape[0], len(spec.order))
     b_rows = None if b_hh is None else b_hh.expand(h.shape[0], -1).contiguous()
     outputs = []
     keep = saved is not None
@@ -140,7 +140,7 @@ class FusedGRU(torch.autograd.Function):
         dhw_all = torch.empty(shape, dtype=dtype, device=device) if spec.norm_hh else dhp_all
         dh = torch.zeros_like(saved["h"][spec.order[0]]) if dh is None else dh
         dys = dy.unbind(0)
-        back_hh = StepWeight(w_hh.t(), shape[1])
+        back_hh = StepWeight(w_hh.t(), shape[1], shape[0])
         if spec.norm_hh is not None:
             spec.norm_hh.zero_grads()
         drop, zone_h, _ = mask_parts(spec.masks)

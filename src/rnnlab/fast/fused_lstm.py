@@ -89,8 +89,8 @@ def lstm_unroll(
 def lstm_forward(spec: LSTMSpec, xg, h, c, w_hh, peephole, w_hr, saved: dict | None):
     """The forward loop; fills ``saved`` (when given) with what the backward needs."""
     xs = xg.unbind(0)
-    w_hh_t = StepWeight(w_hh, h.shape[0])
-    w_hr_t = None if w_hr is None else StepWeight(w_hr, h.shape[0])
+    w_hh_t = StepWeight(w_hh, h.shape[0], len(spec.order))
+    w_hr_t = None if w_hr is None else StepWeight(w_hr, h.shape[0], len(spec.order))
     keep = saved is not None
     if keep:
         for name in ("h", "c", "act", "tc", "c_new", "m", "norm_hh", "norm_c"):
@@ -263,8 +263,8 @@ class FusedLSTM(torch.autograd.Function):
         dh = torch.zeros_like(saved["h"][spec.order[0]]) if dh is None else dh
         dc = torch.zeros_like(saved["c"][spec.order[0]]) if dc is None else dc
         dys = dy.unbind(0)
-        back_hh = StepWeight(w_hh.t(), shape[1])
-        back_hr = None if w_hr is None else StepWeight(w_hr.t(), shape[1])
+        back_hh = StepWeight(w_hh.t(), shape[1], shape[0])
+        back_hr = None if w_hr is None else StepWeight(w_hr.t(), shape[1], shape[0])
         for norm in (spec.norm_hh, spec.norm_c):
             if norm is not None:
                 norm.zero_grads()

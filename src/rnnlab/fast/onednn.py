@@ -28,6 +28,9 @@ _LINEAR = (
 )
 
 
+REORDER_STEPS = 8
+
+
 def uses_onednn(*tensors: Tensor) -> bool:
     """True when the products of these tensors go through oneDNN."""
     if _LINEAR is None or os.environ.get("RNNLAB_ONEDNN", "1") == "0":
@@ -36,13 +39,17 @@ def uses_onednn(*tensors: Tensor) -> bool:
 
 
 class StepWeight:
-    """``W [N, K]`` prepared for repeated products ``x [B, K] @ W.T`` (one per step)."""
+    """``W [N, K]`` prepared for ``steps`` products ``x [B, K] @ W.T`` (one per step): reordered
+    for oneDNN when there are enough steps to pay for it (the reorder of a [2048, 512] matrix
+    costs about five products)."""
 
-    def __init__(self, weight: Tensor, batch: int) -> None:
+    def __init__(self, weight: Tensor, batch: int, steps: int) -> None:
         self.onednn = uses_onednn(weight)
         weight = weight.detach()
-        if self.onednn:
+        if self.onednn and steps >= REORDER_STEPS:
             self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), batch)
+        elif self.onednn:
+            self.packed = weight.contiguous()
         else:
             self.weight_t = weight.t()
 
