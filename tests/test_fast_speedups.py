@@ -22,23 +22,24 @@ needs_onednn = pytest.mark.skipif(
 @needs_onednn
 def test_step_weight_and_weight_gradient_products_agree_with_torch():
     w, x, other = torch.randn(12, 5), torch.randn(3, 5), torch.randn(3, 12)
-    for steps in (1, onednn.REORDER_STEPS):  # dense, and reordered for many steps
+    for steps in (1, onednn.REORDER_STEPS):  # torch's products, and oneDNN for many steps
         step = onednn.StepWeight(w, 3, steps)
-        assert step.onednn
+        assert step.onednn == (steps >= onednn.REORDER_STEPS)
         torch.testing.assert_close(step(x), x @ w.T)
         torch.testing.assert_close(step(x, other), other + x @ w.T)
-    a, b = torch.randn(20, 12), torch.randn(20, 5)
+    a, b = torch.randn(onednn.MIN_ROWS, 12), torch.randn(onednn.MIN_ROWS, 5)
     torch.testing.assert_close(onednn.matmul_t(a, b), a.T @ b)
 
 
 @needs_onednn
 def test_linear_forward_and_backward_agree_with_torch():
-    x = torch.randn(4, 3, 5, requires_grad=True)
+    x = torch.randn(onednn.MIN_ROWS, 3, 5, requires_grad=True)
     w = torch.randn(7, 5, requires_grad=True)
     b = torch.randn(7, requires_grad=True)
     y = onednn.linear(x, w, b)
-    assert y.grad_fn is not None and type(y.grad_fn).__name__ != "AddmmBackward0"
-    dy = torch.randn(4, 3, 7)
+    assert type(y.grad_fn).__name__ == "ViewBackward0"  # of the oneDNN product, not addmm's
+    assert type(y.grad_fn.next_functions[0][0]).__name__ == "_LinearBackward"
+    dy = torch.randn(onednn.MIN_ROWS, 3, 7)
     grads = torch.autograd.grad(y, (x, w, b), dy)
     y_ref = torch.nn.functional.linear(x, w, b)
     torch.testing.assert_close(y, y_ref)
@@ -48,7 +49,7 @@ def test_linear_forward_and_backward_agree_with_torch():
 
 @needs_onednn
 def test_linear_supports_double_backward():
-    x = torch.randn(6, 5, requires_grad=True)
+    x = torch.randn(onednn.MIN_ROWS, 5, requires_grad=True)
     w = torch.randn(7, 5, requires_grad=True)
     results = []
     for y in (onednn.linear(x, w), torch.nn.functional.linear(x, w)):
@@ -109,20 +110,25 @@ def test_float32_fused_path_matches_reference(
         torch.testing.assert_close(a, b, **tol)
 
 
-def test_weight_norm_lstm_runs_torch_kernel_with_gradients_through_the_normalisation():
+def test_weight_norm_lstm_runs_torch_kernel_over_many_steps_and_matches_reference():
+    from rnnlab.cells.lstm import KERNEL_STEPS
+
     torch.manual_seed(0)
     cell = rnnlab.cells.create("lstm", input_size=5, hidden_size=8, weight_norm=True).double()
-    mode, weights = cell.torch_kernel()
-    assert mode == "LSTM" and weights[1].grad_fn is not None  # the normalised W_hh
-    x = torch.randn(7, 4, 5, dtype=torch.float64, requires_grad=True)
-    lengths = torch.tensor([7, 3, 1, 7])
-    results = []
-    for fast in (True, False):
-        y, (h, c) = rnnlab.Recurrent(cell, reverse=True, fast=fast)(x, None, lengths)
-        loss = (y * torch.linspace(-1, 1, 8, dtype=y.dtype)).sum() + h.sum() + c.pow(2).sum()
-        results.append((y, h, c, *torch.autograd.grad(loss, [x, *cell.parameters()])))
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b)
+    assert cell.torch_kernel() is None  # the fused path decides, by the number of steps
+    for steps in (KERNEL_STEPS - 1, KERNEL_STEPS):
+        x = torch.randn(steps, 4, 5, dtype=torch.float64, requires_grad=True)
+        lengths = torch.tensor([steps, 3, 1, steps])
+        results = []
+        for fast in (True, False):
+            y, (h, c) = rnnlab.Recurrent(cell, reverse=True, fast=fast)(x, None, lengths)
+            if fast:
+                on_kernel = "FusedLSTM" not in type(h.grad_fn).__name__
+                assert on_kernel == (steps >= KERNEL_STEPS)
+            loss = (y * torch.linspace(-1, 1, 8, dtype=y.dtype)).sum() + h.sum() + c.pow(2).sum()
+            results.append((y, h, c, *torch.autograd.grad(loss, [x, *cell.parameters()])))
+        for a, b in zip(*results):
+            torch.testing.assert_close(a, b)
 
 
 def test_native_kernels_are_used_where_they_can_run(monkeypatch):

@@ -69,12 +69,6 @@ def random_state(cell, batch):
     )
 
 
-def runs_torch_kernel(name, kwargs):
-    """A weight-normalised LSTM without other variants runs on torch's kernel (normalised
-    weights); every other variant on its fused path."""
-    return name == "lstm" and kwargs == {"weight_norm": True}
-
-
 def is_batch_norm(kwargs):
     return kwargs.get("batch_norm", False)
 
@@ -140,7 +134,7 @@ def test_fused_matches_reference(name, kwargs, lengths, reverse):
     modes = [False, True] if is_batch_norm(kwargs) else [False]
     for eval_mode in modes:
         cell = make(name, kwargs, eval_mode, input_size=5, hidden_size=6)
-        assert (cell.torch_kernel() is None) != runs_torch_kernel(name, kwargs)
+        assert cell.torch_kernel() is None
         x = torch.randn(6, 5, 5, dtype=torch.float64, requires_grad=True)
         state = random_state(cell, 5)
         lens = None if lengths is None else torch.tensor(lengths)
@@ -239,7 +233,7 @@ def test_plain_cells_keep_torch_kernels_and_variants_do_not():
     assert rnnlab.cells.create("gru", input_size=3, hidden_size=4).torch_kernel() is not None
     for name, kwargs in VARIANTS:
         cell = rnnlab.cells.create(name, input_size=3, hidden_size=4, **kwargs)
-        assert (cell.torch_kernel() is None) != runs_torch_kernel(name, kwargs)
+        assert cell.torch_kernel() is None
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])

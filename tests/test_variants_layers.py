@@ -36,7 +36,7 @@ def fused_calls(monkeypatch):
 CASES = [
     (rnnlab.LSTM, {"layer_norm": True}),
     (rnnlab.LSTM, {"peephole": True, "coupled": True, "bidirectional": True}),
-    (rnnlab.LSTM, {"weight_norm": True, "coupled": True, "proj_size": 3}),
+    (rnnlab.LSTM, {"weight_norm": True, "proj_size": 3}),
     (rnnlab.LSTM, {"batch_norm": True}),
     (rnnlab.GRU, {"layer_norm": True, "bidirectional": True}),
     (rnnlab.GRU, {"batch_norm": True, "weight_norm": True}),

@@ -26,8 +26,8 @@ Variants (combinable, except ``layer_norm`` with ``batch_norm``):
   state is then ``BNLSTMState(h, c, step)``; a state without ``step`` (torch's ``(h, c)``)
   starts at step 0.
 - ``weight_norm=True`` (Salimans and Kingma 2016): ``W = g * V / ||V||`` row by row for ``W_ih``
-  and ``W_hh`` (torch's ``parametrizations.weight_norm``; ``weight_ih`` stays readable). Alone, it
-  keeps torch's fused kernel (run on the normalised weights); with other variants, the fused path.
+  and ``W_hh`` (torch's ``parametrizations.weight_norm``; ``weight_ih`` stays readable). Alone, its
+  fused path runs torch's fused kernel on the normalised weights from 8 steps on.
 
 Example::
 
@@ -64,7 +64,11 @@ from rnnlab.cells.init import (
 from rnnlab.errors import ConfigError
 from rnnlab.fast.fused_lstm import lstm_unroll
 from rnnlab.fast.loop import linear_steps
+from rnnlab.fast.torch_kernels import run_kernel
 from rnnlab.regularize.normalization import RecurrentBatchNorm, state_steps
+
+KERNEL_STEPS = 8
+"""From this many steps on, a weight-normalised LSTM (no other variant) runs torch's kernel."""
 
 
 class LSTMState(NamedTuple):
@@ -257,6 +261,13 @@ class LSTMCell(Cell):
         return h, LSTMState(h, c)
 
     def fused_unroll(self, x, state, lengths=None, reverse=False, masks=None):
+        if (
+            self.weight_norm
+            and not self.is_structural_variant
+            and masks is None
+            and x.shape[0] >= KERNEL_STEPS
+        ):
+            return self._unroll_on_torch_kernel(x, state, lengths, reverse)
         h, c = state[0], state[1]
         step = state_steps(state, h) if self.batch_norm else None
         y, h, c = lstm_unroll(self, x, h, c, step, lengths, reverse, masks)
@@ -264,11 +275,28 @@ class LSTMCell(Cell):
             return y, BNLSTMState(h, c, step + (x.shape[0] if lengths is None else lengths))
         return y, LSTMState(h, c)
 
+    def _unroll_on_torch_kernel(self, x, state, lengths, reverse):
+        """A weight-normalised LSTM is an LSTM with the normalised matrices: torch's fused kernel
+        runs it (autograd goes through the normalisation). Over many steps that is faster than
+        the fused path (oneDNN's whole-sequence LSTM on CPU); for a few steps it is slower (the
+        kernel reorders its weights in every call), so only from KERNEL_STEPS steps on."""
+        from rnnlab.layers.unroll import reverse_padded
+
+        weights = [self.weight_ih, self.weight_hh]
+        if self.bias:
+            weights += [self.bias_ih, self.bias_hh]
+        if self.proj_size:
+            weights.append(self.weight_hr)
+        if reverse:
+            x = reverse_padded(x, lengths)
+        hx = (state[0].unsqueeze(0), state[1].unsqueeze(0))
+        y, (h, c) = run_kernel("LSTM", weights, x, hx, lengths, has_bias=self.bias)
+        if reverse:
+            y = reverse_padded(y, lengths)
+        return y, LSTMState(h.squeeze(0), c.squeeze(0))
+
     def torch_kernel(self):
-        # Weight normalisation only reparametrises the matrices: torch's kernel computes the cell
-        # from the normalised weights (autograd goes through them), measured faster than the fused
-        # path on CPU (oneDNN's whole-sequence LSTM).
-        if self.is_structural_variant:
+        if self.is_variant:
             return None
         weights = [self.weight_ih, self.weight_hh]
         if self.bias:

@@ -28,7 +28,8 @@ _LINEAR = (
 )
 
 
-REORDER_STEPS = 8
+REORDER_STEPS = 8  # fewer steps: torch's products (see StepWeight)
+MIN_ROWS = 64  # fewer rows in a whole-sequence product: torch's (oneDNN reorders the weight)
 
 
 def uses_onednn(*tensors: Tensor) -> bool:
@@ -40,16 +41,14 @@ def uses_onednn(*tensors: Tensor) -> bool:
 
 class StepWeight:
     """``W [N, K]`` prepared for ``steps`` products ``x [B, K] @ W.T`` (one per step): reordered
-    for oneDNN when there are enough steps to pay for it (the reorder of a [2048, 512] matrix
-    costs about five products)."""
+    once for oneDNN when there are enough steps to pay for it (the reorder of a [2048, 512] matrix
+    costs about five products; oneDNN with a weight not reordered reorders it in every call)."""
 
     def __init__(self, weight: Tensor, batch: int, steps: int) -> None:
-        self.onednn = uses_onednn(weight)
+        self.onednn = uses_onednn(weight) and steps >= REORDER_STEPS
         weight = weight.detach()
-        if self.onednn and steps >= REORDER_STEPS:
+        if self.onednn:
             self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), batch)
-        elif self.onednn:
-            self.packed = weight.contiguous()
         else:
             self.weight_t = weight.t()
 
@@ -69,7 +68,9 @@ class StepWeight:
 
 def matmul_t(a: Tensor, b: Tensor) -> Tensor:
     """``a.T @ b`` for ``a [M, N]``, ``b [M, K]``: ``[N, K]`` (a weight gradient over all steps)."""
-    if uses_onednn(a, b):  # as (b.T @ a).T: measured twice as fast as a.T @ b through oneDNN
+    if (
+        uses_onednn(a, b) and a.shape[0] >= MIN_ROWS
+    ):  # as (b.T @ a).T: measured twice as fast as a.T @ b through oneDNN
         return _LINEAR(b.t(), a.t(), None, "none", [], "").t().contiguous()
     return a.t() @ b
 
@@ -105,7 +106,7 @@ class _Linear(torch.autograd.Function):
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x [..., K] @ weight.T [K, N] + bias [N]`` as one product over all leading dimensions."""
     flat = x.reshape(-1, x.shape[-1])
-    if uses_onednn(flat, weight, *([] if bias is None else [bias])):
+    if uses_onednn(flat, weight, *([] if bias is None else [bias])) and len(flat) >= MIN_ROWS:
         y = _Linear.apply(flat.contiguous(), weight, bias)
     elif bias is None:
         y = flat @ weight.T
