@@ -42,7 +42,7 @@ def gru_unroll(
 ) -> tuple[Tensor, Tensor]:
     """Run ``cell`` (a ``GRUCell``) over ``x [T, B, I]`` from ``h0`` (and each row's time
     ``step`` with batch norm): ``y [T, B, H]`` and the final ``h``, as ``unroll``; with recurrent
-    dropout and zoneout when ``masks`` are given."""
+    dropout, DropConnect and zoneout when ``masks`` are given."""
     steps = x.shape[0]
     norm_hh = None
     if cell.batch_norm:

@@ -50,7 +50,7 @@ def lstm_unroll(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run ``cell`` (an ``LSTMCell``) over ``x [T, B, I]`` from ``h``, ``c`` (and each row's time
     ``step`` with batch norm): ``y [T, B, H or P]`` and the final ``h``, ``c``, as ``unroll``;
-    with recurrent dropout and zoneout when ``masks`` are given."""
+    with recurrent dropout, DropConnect and zoneout when ``masks`` are given."""
     steps = x.shape[0]
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)
