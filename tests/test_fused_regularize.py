@@ -46,6 +46,12 @@ CASES = [
         {"weight_drop": 0.4, "recurrent_dropout": 0.4, "zoneout_cell": 0.5, "zoneout_hidden": 0.3},
     ),
     ("gru", {}, {"weight_drop": 0.4, "recurrent_dropout": 0.4, "zoneout_hidden": 0.3}),
+    (
+        "lstm",
+        {"batch_norm": True},
+        {"weight_drop": 0.4, "recurrent_dropout": 0.4, "zoneout_cell": 0.5, "zoneout_hidden": 0.3},
+    ),
+    ("gru", {"batch_norm": True}, {"recurrent_dropout": 0.4, "zoneout_hidden": 0.3}),
 ]
 
 
@@ -68,7 +74,9 @@ def random_state(cell, batch):
     state = cell.init_state(batch, dtype=torch.float64)
     if torch.is_tensor(state):
         return state.normal_().requires_grad_()
-    return type(state)(*(p.normal_().requires_grad_() for p in state))
+    return type(state)(
+        *(p.normal_().requires_grad_() if p.is_floating_point() else p for p in state)
+    )
 
 
 def run(cell, x, state, lengths, reverse, fast, seed=7):
