@@ -1,7 +1,8 @@
 """Speed of the LSTM/GRU variants: forward+backward and inference time as a ratio to
 torch.nn.LSTM of the same size, measured in the same run, beside the reference Python loop of the
-same variant; and (``--table regularized``) of ``rnnlab.LSTM`` with recurrent dropout and zoneout,
-whose training runs on the fused path, beside the same layer forced onto the reference loop.
+same variant; and (``--table regularized``) of ``rnnlab.LSTM`` with recurrent dropout, zoneout
+and DropConnect, whose training runs on the fused path, beside the same layer forced onto the
+reference loop.
 
     PYTHONPATH=src python benchmarks/speed_variants.py [--repeats 7] [--threads 2]
         [--table variants|regularized|all] [--clock wall|cpu]
@@ -38,6 +39,7 @@ REGULARIZED = [
     {"recurrent_dropout": 0.25},
     {"zoneout_cell": 0.5, "zoneout_hidden": 0.05},
     {"recurrent_dropout": 0.25, "zoneout_cell": 0.5, "zoneout_hidden": 0.05},
+    {"weight_drop": 0.5},
     {"recurrent_dropout": 0.25, "layer_norm": True},
 ]
 

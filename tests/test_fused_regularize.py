@@ -1,4 +1,5 @@
-"""Recurrent dropout and zoneout on the fused LSTM/GRU paths: with the same seed the fused path
+"""Recurrent dropout, DropConnect and zoneout on the fused LSTM/GRU paths: with the same seed the
+fused path
 gives the reference loop's outputs, final states and gradients (float64), in training and at
 evaluation, with and without lengths, forward and reverse; the hand-written backward with fixed
 masks passes gradcheck; the fused path is the one taken; other compositions fall back."""
@@ -6,6 +7,7 @@ masks passes gradcheck; the fused path is the one taken; other compositions fall
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 
 import pytest
@@ -15,7 +17,8 @@ import rnnlab
 from rnnlab.fast.fused_gru import gru_unroll
 from rnnlab.fast.fused_lstm import lstm_unroll
 from rnnlab.regularize import RecurrentDropout, WeightDrop, Zoneout, wrap_cell
-from rnnlab.regularize.fused import draw_state_masks
+from rnnlab.regularize.dropout import dropout_mask
+from rnnlab.regularize.fused import draw_masks
 from rnnlab.regularize.wrap import innermost
 
 CASES = [
@@ -36,6 +39,19 @@ CASES = [
     ("gru", {}, {"zoneout_hidden": 0.3}),
     ("gru", {}, {"recurrent_dropout": 0.4, "zoneout_hidden": 0.3}),
     ("gru", {"layer_norm": True}, {"recurrent_dropout": 0.4, "zoneout_hidden": 0.3}),
+    ("lstm", {}, {"weight_drop": 0.4}),
+    (
+        "lstm",
+        {"peephole": True},
+        {"weight_drop": 0.4, "recurrent_dropout": 0.4, "zoneout_cell": 0.5, "zoneout_hidden": 0.3},
+    ),
+    ("gru", {}, {"weight_drop": 0.4, "recurrent_dropout": 0.4, "zoneout_hidden": 0.3}),
+    (
+        "lstm",
+        {"batch_norm": True},
+        {"weight_drop": 0.4, "recurrent_dropout": 0.4, "zoneout_cell": 0.5, "zoneout_hidden": 0.3},
+    ),
+    ("gru", {"batch_norm": True}, {"recurrent_dropout": 0.4, "zoneout_hidden": 0.3}),
 ]
 
 
@@ -58,7 +74,9 @@ def random_state(cell, batch):
     state = cell.init_state(batch, dtype=torch.float64)
     if torch.is_tensor(state):
         return state.normal_().requires_grad_()
-    return type(state)(*(p.normal_().requires_grad_() for p in state))
+    return type(state)(
+        *(p.normal_().requires_grad_() if p.is_floating_point() else p for p in state)
+    )
 
 
 def run(cell, x, state, lengths, reverse, fast, seed=7):
@@ -107,7 +125,7 @@ def test_gradcheck_fused_lstm_with_fixed_masks(reverse, lengths):
     c = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
     lens = None if lengths is None else torch.tensor(lengths)
     for training in (True, False):
-        masks = draw_state_masks(
+        masks = draw_masks(
             (h, c),
             4,
             reverse,
@@ -117,8 +135,11 @@ def test_gradcheck_fused_lstm_with_fixed_masks(reverse, lengths):
             zoneout_training=training,
         )
         assert training == (masks.drop is not None)
+        dropconnect = dropout_mask(cell.weight_hh, 0.5) if training else None
 
-        def fused(x, h, c, *params, masks=masks):
+        def fused(x, h, c, *params, masks=masks, dropconnect=dropconnect):
+            if dropconnect is not None:  # the masked W_hh is an input: its gradient flows back
+                masks = dataclasses.replace(masks, weight_hh=cell.weight_hh * dropconnect)
             y, h_n, c_n = lstm_unroll(cell, x, h, c, None, lens, reverse, masks)
             assert type(y.grad_fn).__name__ == "FusedLSTMBackward"
             return y, h_n, c_n
@@ -131,10 +152,12 @@ def test_gradcheck_fused_gru_with_fixed_masks():
     x = torch.randn(4, 3, 3, dtype=torch.float64, requires_grad=True)
     h = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
     lens = torch.tensor([4, 2, 3])
-    masks = draw_state_masks(h, 4, True, drop=0.5, zone_h=0.4)
+    masks = draw_masks(h, 4, True, drop=0.5, zone_h=0.4)
+    dropconnect = dropout_mask(cell.weight_hh, 0.5)
 
     def fused(x, h, *params):
-        y, h_n = gru_unroll(cell, x, h, None, lens, True, masks)
+        masked = dataclasses.replace(masks, weight_hh=cell.weight_hh * dropconnect)
+        y, h_n = gru_unroll(cell, x, h, None, lens, True, masked)
         assert type(y.grad_fn).__name__ == "FusedGRUBackward"
         return y, h_n
 
@@ -144,11 +167,11 @@ def test_gradcheck_fused_gru_with_fixed_masks():
 def test_masks_are_drawn_like_the_wrappers():
     h = torch.zeros(4, 50)
     torch.manual_seed(3)
-    masks = draw_state_masks((h, h), 5, False, drop=0.5, zone_h=0.3, zone_c=0.6)
+    masks = draw_masks((h, h), 5, False, drop=0.5, zone_h=0.3, zone_c=0.6)
     assert set(masks.drop.unique().tolist()) == {0.0, 2.0}
     assert masks.zone_h.shape == (5, 4, 50) and set(masks.zone_c.unique().tolist()) == {0.0, 1.0}
     assert not torch.equal(masks.zone_h[0], masks.zone_h[1])  # fresh at every step
-    evaluation = draw_state_masks((h, h), 5, False, zone_h=0.3, zone_c=0.6, zoneout_training=False)
+    evaluation = draw_masks((h, h), 5, False, zone_h=0.3, zone_c=0.6, zoneout_training=False)
     assert evaluation.drop is None and torch.all(evaluation.zone_c == 0.6)
 
 
@@ -160,7 +183,7 @@ def no_reference_loop(monkeypatch):
         raise AssertionError("the reference loop ran")
 
     monkeypatch.setattr(importlib.import_module("rnnlab.layers.unroll"), "unroll", refuse)
-    for cls in (RecurrentDropout, Zoneout):
+    for cls in (RecurrentDropout, Zoneout, WeightDrop):
         monkeypatch.setattr(cls, "step", refuse)
 
 
@@ -171,7 +194,9 @@ def no_reference_loop(monkeypatch):
         (rnnlab.LSTM, {"variational_dropout": 0.3}),
         (rnnlab.LSTM, {"zoneout_cell": 0.3, "zoneout_hidden": 0.1}),
         (rnnlab.LSTM, {"recurrent_dropout": 0.3, "zoneout_cell": 0.3, "layer_norm": True}),
+        (rnnlab.LSTM, {"weight_drop": 0.3, "zoneout_cell": 0.3}),
         (rnnlab.GRU, {"recurrent_dropout": 0.3, "zoneout_hidden": 0.1}),
+        (rnnlab.GRU, {"weight_drop": 0.3}),
     ],
     ids=lambda v: "+".join(v) if isinstance(v, dict) else v.__name__,
 )
@@ -191,16 +216,17 @@ def test_drop_in_layers_take_the_fused_path(no_reference_loop, cls, kw):
 @pytest.mark.parametrize(
     "make_cell",
     [
-        lambda c: WeightDrop(c, 0.3),  # DropConnect in training: the loop
+        lambda c: WeightDrop(c, 0.3, weights=("weight_ih",)),  # another matrix
         lambda c: RecurrentDropout(Zoneout(c, 0.3), 0.3),  # not wrap_cell's order
-        lambda c: Zoneout(RecurrentDropout(WeightDrop(c, 0.3), 0.3), 0.3),
+        lambda c: Zoneout(WeightDrop(RecurrentDropout(c, 0.3), 0.3), 0.3),
+        lambda c: Zoneout(RecurrentDropout(WeightDrop(c, 0.3, weights=("weight_ih",)), 0.3), 0.3),
     ],
 )
 def test_other_compositions_fall_back_to_the_reference_loop(make_cell):
     cell = make_cell(rnnlab.cells.create("lstm", input_size=3, hidden_size=4))
     x = torch.randn(5, 2, 3)
     assert cell.fused_unroll(x, cell.init_state(2), None, False) is None
+    y, _ = rnnlab.Recurrent(cell)(x)
+    assert type(y.grad_fn).__name__ == "StackBackward0"  # the reference loop's output
     elman = RecurrentDropout(rnnlab.cells.create("rnn", input_size=3, hidden_size=4), 0.3)
     assert elman.fused_unroll(x, elman.init_state(2), None, False) is None
-    cell.eval()  # WeightDrop is the identity at evaluation
-    assert cell.fused_unroll(x, cell.init_state(2), None, False) is not None

@@ -4,17 +4,19 @@ gradient by exactly WEIGHT * dOmega/dtheta; the flag is validated; Omega sums ov
 from __future__ import annotations
 
 import copy
+import io
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import rnnlab
+from rnnlab import tasks
 from rnnlab.errors import ConfigError
 from rnnlab.models.language_model import LanguageModel
 from rnnlab.regularize import gradient_norm_preservation
 from rnnlab.regularize.penalties import gradient_norm_penalty, unroll_keeping_states
-from rnnlab.training import make_config
+from rnnlab.training import Trainer, make_config
 from rnnlab.training.regularization import model_regularizers
 
 
@@ -111,3 +113,28 @@ def test_omega_keeps_the_dropout_masks_of_the_pass():
     torch.testing.assert_close(loss, twin.loss(tokens, tokens)[0])
     loss.backward()
     assert all(p.grad is not None for p in model.layers.parameters())
+
+
+def test_charlm_trains_with_omega(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    config = make_config(
+        "charlm",
+        data=str(text),
+        hidden=8,
+        embed=6,
+        layers=2,
+        seq_len=8,
+        batch_size=4,
+        max_steps=4,
+        eval_every=1000,
+        sample_every=1000,
+        omega=0.5,
+    )
+    task = tasks.create("charlm", config)
+    trainer = Trainer(task, config, tmp_path / "run", out=io.StringIO(), progress=False)
+    assert trainer.model.omega == 0.5
+    before = [p.detach().clone() for p in trainer.model.layers.parameters()]
+    trainer.fit()
+    after = list(trainer.model.layers.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(after, before))

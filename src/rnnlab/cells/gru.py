@@ -63,7 +63,7 @@ class BNGRUState(NamedTuple):
 class GRUCell(Cell):
     """GRU cell; state ``h [B, H]`` (``BNGRUState(h, step)`` with ``batch_norm``)."""
 
-    fused_state_masks = ("drop", "zone_h")
+    fused_masks = ("drop", "weight_hh", "zone_h")
 
     def __init__(
         self,

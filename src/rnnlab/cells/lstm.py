@@ -97,7 +97,7 @@ class LSTMCell(Cell):
     """LSTM cell with forget-gate bias, projection and the variants above; state
     ``LSTMState(h, c)`` (``BNLSTMState(h, c, step)`` with ``batch_norm``)."""
 
-    fused_state_masks = ("drop", "zone_h", "zone_c")
+    fused_masks = ("drop", "weight_hh", "zone_h", "zone_c")
 
     def __init__(
         self,

@@ -2,8 +2,8 @@
 time written by hand; same design as :mod:`rnnlab.fast.fused_lstm` and the same maths as
 ``GRUCell.step`` (tested against ``rnnlab.layers.unroll``).
 
-Recurrent dropout and zoneout of ``h`` run inside the loop when their masks are given
-(:class:`~rnnlab.fast.state_masks.StateMasks`, ``drop`` and ``zone_h``). As with the
+Recurrent dropout, DropConnect and zoneout of ``h`` run inside the loop when their masks are
+given (:class:`~rnnlab.fast.regularizer_masks.RegularizerMasks`, all but ``zone_c``). As with the
 ``RecurrentDropout`` wrapper, the dropped ``h_{t-1}`` is the whole state entering the step (it
 feeds ``W_hh`` and the ``z * h_{t-1}`` term); zoneout mixes the new ``h`` with the undropped one.
 """
@@ -18,7 +18,7 @@ from torch import Tensor
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
 from rnnlab.fast.onednn import StepWeight, matmul_t
-from rnnlab.fast.state_masks import StateMasks, mask_parts
+from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 
@@ -30,7 +30,7 @@ class GRUSpec:
     order: list[int]
     valid: list[Tensor] | None
     norm_hh: StepNorm | None
-    masks: StateMasks | None = None
+    masks: RegularizerMasks | None = None
 
 
 def gru_unroll(
@@ -40,11 +40,11 @@ def gru_unroll(
     step: Tensor | None,
     lengths: Tensor | None,
     reverse: bool,
-    masks: StateMasks | None = None,
+    masks: RegularizerMasks | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run ``cell`` (a ``GRUCell``) over ``x [T, B, I]`` from ``h0`` (and each row's time
     ``step`` with batch norm): ``y [T, B, H]`` and the final ``h``, as ``unroll``; with recurrent
-    dropout and zoneout when ``masks`` are given."""
+    dropout, DropConnect and zoneout when ``masks`` are given."""
     steps = x.shape[0]
     norm_hh = None
     if cell.batch_norm:
@@ -60,7 +60,7 @@ def gru_unroll(
     order = list(range(steps - 1, -1, -1) if reverse else range(steps))
     spec = GRUSpec(cell.hidden_size, order, valid_masks(lengths, steps), norm_hh, masks)
     norm_params = [] if norm_hh is None else list(norm_hh.params)
-    tensors = (xp, h0, cell.weight_hh, cell.bias_hh, *norm_params)
+    tensors = (xp, h0, recurrent_weight(masks, cell.weight_hh), cell.bias_hh, *norm_params)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return FusedGRU.apply(spec, *tensors)
     with torch.no_grad():

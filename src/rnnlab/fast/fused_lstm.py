@@ -7,9 +7,10 @@ the backward walks the steps in reverse and computes the gradients of the recurr
 in one matrix product each at the end. With no gradient needed (inference, generation) only the
 forward loop runs. Same maths as ``LSTMCell.step`` (tested against ``rnnlab.layers.unroll``).
 
-Recurrent dropout and zoneout run inside the loop when their masks are given
-(:class:`~rnnlab.fast.state_masks.StateMasks`): the dropped ``h_{t-1}`` feeds ``W_hh``, and the
-new ``h``, ``c`` are mixed with the previous ones; the backward goes through both by hand.
+Recurrent dropout, DropConnect and zoneout run inside the loop when their masks are given
+(:class:`~rnnlab.fast.regularizer_masks.RegularizerMasks`): the dropped ``h_{t-1}`` feeds the
+(masked) ``W_hh``, and the new ``h``, ``c`` are mixed with the previous ones; the backward goes
+through them by hand.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import Tensor
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
 from rnnlab.fast.onednn import StepWeight, matmul_t
-from rnnlab.fast.state_masks import StateMasks, mask_parts
+from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 
@@ -36,7 +37,7 @@ class LSTMSpec:
     valid: list[Tensor] | None
     norm_hh: StepNorm | None
     norm_c: StepNorm | None
-    masks: StateMasks | None = None
+    masks: RegularizerMasks | None = None
 
 
 def lstm_unroll(
@@ -47,11 +48,11 @@ def lstm_unroll(
     step: Tensor | None,
     lengths: Tensor | None,
     reverse: bool,
-    masks: StateMasks | None = None,
+    masks: RegularizerMasks | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run ``cell`` (an ``LSTMCell``) over ``x [T, B, I]`` from ``h``, ``c`` (and each row's time
     ``step`` with batch norm): ``y [T, B, H or P]`` and the final ``h``, ``c``, as ``unroll``;
-    with recurrent dropout and zoneout when ``masks`` are given."""
+    with recurrent dropout, DropConnect and zoneout when ``masks`` are given."""
     steps = x.shape[0]
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)
@@ -75,7 +76,7 @@ def lstm_unroll(
         xg,
         h,
         c,
-        cell.weight_hh,
+        recurrent_weight(masks, cell.weight_hh),
         cell.weight_peephole,
         cell.weight_hr,
         *norm_params,

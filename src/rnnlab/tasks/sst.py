@@ -56,6 +56,14 @@ def ptb_words(text: str) -> list[str]:
     return _PTB_WORD.findall(text.lower())
 
 
+def add_classes_argument(parser) -> None:
+    """``--classes 5|2``, shared by the sst and sst-tree tasks."""
+    parser.add_argument(
+        "--classes", type=int, default=5, choices=(5, 2),
+        help="SST labels: 5 fine-grained classes, or 2 (binary, neutral sentences dropped) (5)",
+    )  # fmt: skip
+
+
 @register("sst")
 class SST(BucketedTask):
     """Root-level sentiment of SST sentences with a recurrent classifier."""
@@ -75,10 +83,7 @@ class SST(BucketedTask):
 
     @classmethod
     def add_arguments(cls, parser) -> None:
-        parser.add_argument(
-            "--classes", type=int, default=5, choices=(5, 2),
-            help="5: fine-grained root labels; 2: binary, neutral sentences dropped",
-        )  # fmt: skip
+        add_classes_argument(parser)
         parser.add_argument(
             "--min-freq",
             type=int,

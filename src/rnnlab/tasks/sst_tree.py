@@ -8,8 +8,8 @@ TreeSentimentModel` with ``--model tree-lstm`` (binary Tree-LSTM of Tai et al. 2
 Training uses every labelled node of every tree (mean cross-entropy over nodes). Evaluation
 reports, like Tai et al.: ``fine_acc``, the root (sentence) accuracy over 5 classes, and
 ``binary_acc``, the root accuracy positive vs negative on the sentences that are not neutral.
-With ``--labels fine`` (default) the binary decision of the 5-class model is ``P(0)+P(1)`` vs
-``P(3)+P(4)``; with ``--labels binary`` the model has 2 classes and trains on the non-neutral
+With ``--classes 5`` (default) the binary decision of the 5-class model is ``P(0)+P(1)`` vs
+``P(3)+P(4)``; with ``--classes 2`` the model has 2 classes and trains on the non-neutral
 nodes of the non-neutral sentences (as Tai et al.'s binary models). ``phrase_acc`` is the
 accuracy over all labelled nodes.
 
@@ -32,10 +32,10 @@ from rnnlab.errors import CheckpointError, ConfigError
 from rnnlab.layers.tree import TREE_CELLS, TreeBatch
 from rnnlab.models.tree_sentiment import TreeSentimentModel
 from rnnlab.tasks.base import Task, register
+from rnnlab.tasks.sst import add_classes_argument
 
 VOCAB = "vocab.json"
 UNKNOWN = "<unk>"
-LABELS = ("fine", "binary")
 SPLIT_FILES = {"train": "train", "valid": "dev", "test": "test"}
 
 
@@ -64,11 +64,7 @@ class SSTTree(Task):
             default="tree-lstm",
             help=f"tree network for sst-tree: {', '.join(TREE_CELLS)} (tree-lstm)",
         )
-        parser.add_argument(
-            "--labels",
-            default="fine",
-            help="sst-tree targets: fine (5 classes) or binary (neutral dropped) (fine)",
-        )
+        add_classes_argument(parser)
 
     def __init__(self, config, run_dir: Path | None = None):
         super().__init__(config, run_dir)
@@ -77,14 +73,14 @@ class SSTTree(Task):
                 f"unknown --model {config.model!r} for sst-tree; choose one of: "
                 f"{', '.join(TREE_CELLS)}"
             )
-        if config.labels not in LABELS:
-            raise ConfigError(f"--labels must be fine or binary, got {config.labels!r}")
+        if config.classes not in (5, 2):
+            raise ConfigError(f"--classes must be 5 or 2, got {config.classes!r}")
         if config.model == "recursive" and config.embed != config.hidden:
             raise ConfigError(
                 f"--model recursive uses the word vectors as leaf states: give --embed equal to "
                 f"--hidden (now {config.embed} and {config.hidden})"
             )
-        self.binary = config.labels == "binary"
+        self.binary = config.classes == 2
         self.metric = "binary_acc" if self.binary else "fine_acc"
         self._trees: dict[str, list[Tree]] = {}
         self._eval_batches: dict[str, list[TreeBatch]] = {}
