@@ -6,9 +6,9 @@ with AVX-512) runs at about half the speed of oneDNN's matmul for the shapes of 
 itself runs on oneDNN. So for float32 tensors on CPU the fused paths multiply through oneDNN:
 
 - :class:`StepWeight`: a weight ``W [N, K]`` reordered once per call for the many products
-  ``x @ W.T`` of the steps (optionally ``+ other`` fused into the product);
-- :func:`matmul_t`: ``a.T @ b`` for the weight gradients over all steps;
-- :func:`linear`: ``x @ W.T + b`` with autograd (the input projections of all steps).
+  ``x @ W.T`` of the steps (optionally ``+ other``), from 8 steps on;
+- :func:`matmul_t`: ``a.T @ b`` for the weight gradients over all steps (from 64 rows on);
+- :func:`linear`: ``x @ W.T + b`` with autograd (the input projections of all steps; 64 rows).
 
 Everything else (float64, other devices, a torch built without oneDNN, or ``RNNLAB_ONEDNN=0``)
 uses torch's ordinary products; results agree to float32 rounding.
