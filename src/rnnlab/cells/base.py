@@ -38,6 +38,11 @@ class Cell(nn.Module):
 
     input_size: int
     hidden_size: int
+    fused_masks: tuple[str, ...] = ()
+    """The fields of ``rnnlab.fast.regularizer_masks.RegularizerMasks`` (``"drop"``,
+    ``"weight_hh"``, ``"zone_h"``, ``"zone_c"``) that this cell's :meth:`fused_unroll` takes as
+    ``masks=``, so that recurrent dropout, DropConnect and zoneout run on its fused path; empty:
+    they run on the reference loop."""
 
     @property
     def output_size(self) -> int:

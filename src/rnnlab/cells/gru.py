@@ -63,6 +63,8 @@ class BNGRUState(NamedTuple):
 class GRUCell(Cell):
     """GRU cell; state ``h [B, H]`` (``BNGRUState(h, step)`` with ``batch_norm``)."""
 
+    fused_masks = ("drop", "weight_hh", "zone_h")
+
     def __init__(
         self,
         input_size: int,
@@ -132,10 +134,10 @@ class GRUCell(Cell):
         """``W_ih x + b_ih`` for all steps (``LN_ih`` first with ``layer_norm``). With
         ``batch_norm`` only ``W_ih x``: it is normalised in :meth:`step`, which knows the step."""
         if self.layer_norm:
-            xp = self.ln_ih(x @ self.weight_ih.T)
-            return xp + self.bias_ih if self.bias else xp
+            xp = self.ln_ih(linear_steps(x, self.weight_ih, None))
+            return xp.add_(self.bias_ih) if self.bias else xp  # in place: one [T, B, 3H] less
         if self.batch_norm or not self.bias:
-            return x @ self.weight_ih.T
+            return linear_steps(x, self.weight_ih, None)
         return linear_steps(x, self.weight_ih, self.bias_ih)
 
     def step(self, xp_t: Tensor, state: Tensor | BNGRUState):
@@ -161,10 +163,10 @@ class GRUCell(Cell):
             return h, BNGRUState(h, t + 1)
         return h, h
 
-    def fused_unroll(self, x, state, lengths=None, reverse=False):
+    def fused_unroll(self, x, state, lengths=None, reverse=False, masks=None):
         h = state if isinstance(state, Tensor) else state.h
         step = state_steps(state, h) if self.batch_norm else None
-        y, h = gru_unroll(self, x, h, step, lengths, reverse)
+        y, h = gru_unroll(self, x, h, step, lengths, reverse, masks)
         if self.batch_norm:
             return y, BNGRUState(h, step + (x.shape[0] if lengths is None else lengths))
         return y, h

@@ -26,7 +26,8 @@ Variants (combinable, except ``layer_norm`` with ``batch_norm``):
   state is then ``BNLSTMState(h, c, step)``; a state without ``step`` (torch's ``(h, c)``)
   starts at step 0.
 - ``weight_norm=True`` (Salimans and Kingma 2016): ``W = g * V / ||V||`` row by row for ``W_ih``
-  and ``W_hh`` (torch's ``parametrizations.weight_norm``; ``weight_ih`` stays readable).
+  and ``W_hh`` (torch's ``parametrizations.weight_norm``; ``weight_ih`` stays readable). Alone, its
+  fused path runs torch's fused kernel on the normalised weights from 8 steps on.
 
 Example::
 
@@ -63,7 +64,11 @@ from rnnlab.cells.init import (
 from rnnlab.errors import ConfigError
 from rnnlab.fast.fused_lstm import lstm_unroll
 from rnnlab.fast.loop import linear_steps
+from rnnlab.fast.torch_kernels import run_kernel
 from rnnlab.regularize.normalization import RecurrentBatchNorm, state_steps
+
+KERNEL_STEPS = 8
+"""From this many steps on, a weight-normalised LSTM (no other variant) runs torch's kernel."""
 
 
 class LSTMState(NamedTuple):
@@ -91,6 +96,8 @@ def check_variants(layer_norm: bool, batch_norm: bool) -> None:
 class LSTMCell(Cell):
     """LSTM cell with forget-gate bias, projection and the variants above; state
     ``LSTMState(h, c)`` (``BNLSTMState(h, c, step)`` with ``batch_norm``)."""
+
+    fused_masks = ("drop", "weight_hh", "zone_h", "zone_c")
 
     def __init__(
         self,
@@ -162,10 +169,15 @@ class LSTMCell(Cell):
 
     @property
     def is_variant(self) -> bool:
-        """True when any variant is on (then torch's fused kernel does not compute this cell)."""
+        """True when any variant is on."""
         return (
             self.peephole or self.coupled or self.layer_norm or self.batch_norm or self.weight_norm
         )
+
+    @property
+    def is_structural_variant(self) -> bool:
+        """True when a variant changes the equations (all but ``weight_norm``)."""
+        return self.peephole or self.coupled or self.layer_norm or self.batch_norm
 
     def reset_parameters(self) -> None:
         hidden = self.hidden_size
@@ -204,10 +216,10 @@ class LSTMCell(Cell):
         """``W_ih x`` for all steps; plus the bias, after ``LN_ih`` with ``layer_norm``. With
         ``batch_norm`` the input term is normalised in :meth:`step`, which knows the time step."""
         if self.layer_norm:
-            xp = self.ln_ih(x @ self.weight_ih.T)
-            return xp + self.gate_bias() if self.bias else xp
+            xp = self.ln_ih(linear_steps(x, self.weight_ih, None))
+            return xp.add_(self.gate_bias()) if self.bias else xp  # in place: one [T, B, 4H] less
         if self.batch_norm or not self.bias:
-            return x @ self.weight_ih.T
+            return linear_steps(x, self.weight_ih, None)
         return linear_steps(x, self.weight_ih, self.gate_bias())
 
     def step(self, xp_t: Tensor, state: LSTMState | BNLSTMState):
@@ -248,13 +260,40 @@ class LSTMCell(Cell):
             return h, BNLSTMState(h, c, t + 1)
         return h, LSTMState(h, c)
 
-    def fused_unroll(self, x, state, lengths=None, reverse=False):
+    def fused_unroll(self, x, state, lengths=None, reverse=False, masks=None):
+        if (
+            self.weight_norm
+            and not self.is_structural_variant
+            and masks is None
+            and x.shape[0] >= KERNEL_STEPS
+        ):
+            return self._unroll_on_torch_kernel(x, state, lengths, reverse)
         h, c = state[0], state[1]
         step = state_steps(state, h) if self.batch_norm else None
-        y, h, c = lstm_unroll(self, x, h, c, step, lengths, reverse)
+        y, h, c = lstm_unroll(self, x, h, c, step, lengths, reverse, masks)
         if self.batch_norm:
             return y, BNLSTMState(h, c, step + (x.shape[0] if lengths is None else lengths))
         return y, LSTMState(h, c)
+
+    def _unroll_on_torch_kernel(self, x, state, lengths, reverse):
+        """A weight-normalised LSTM is an LSTM with the normalised matrices: torch's fused kernel
+        runs it (autograd goes through the normalisation). Over many steps that is faster than
+        the fused path (oneDNN's whole-sequence LSTM on CPU); for a few steps it is slower (the
+        kernel reorders its weights in every call), so only from KERNEL_STEPS steps on."""
+        from rnnlab.layers.unroll import reverse_padded
+
+        weights = [self.weight_ih, self.weight_hh]
+        if self.bias:
+            weights += [self.bias_ih, self.bias_hh]
+        if self.proj_size:
+            weights.append(self.weight_hr)
+        if reverse:
+            x = reverse_padded(x, lengths)
+        hx = (state[0].unsqueeze(0), state[1].unsqueeze(0))
+        y, (h, c) = run_kernel("LSTM", weights, x, hx, lengths, has_bias=self.bias)
+        if reverse:
+            y = reverse_padded(y, lengths)
+        return y, LSTMState(h.squeeze(0), c.squeeze(0))
 
     def torch_kernel(self):
         if self.is_variant:

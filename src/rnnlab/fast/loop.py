@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnlab.fast.onednn import linear
+
 
 def valid_masks(lengths: Tensor | None, steps: int) -> list[Tensor] | None:
     """``[B, 1]`` bool masks, one per step: is the step within the sequence's length."""
@@ -30,6 +32,7 @@ def fast_tanh(x: Tensor) -> Tensor:
     return torch.sigmoid(x * 2).mul_(2).sub_(1)
 
 
-def linear_steps(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """``x @ weight.T + bias`` for all steps of ``x [T, B, I]`` as one fused matrix product."""
-    return torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight.T).view(*x.shape[:-1], -1)
+def linear_steps(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x @ weight.T (+ bias)`` for all steps of ``x [T, B, I]`` as one matrix product (through
+    oneDNN on CPU: :mod:`rnnlab.fast.onednn`)."""
+    return linear(x, weight, bias)

@@ -3,20 +3,24 @@
     embedding -> dropout -> [recurrent layer -> dropout] x layers -> linear decoder
 
 Every layer is a :class:`rnnlab.layers.Recurrent` around any registered cell (``--cell``), so
-plain LSTM/GRU/RNN layers run on torch's fused kernels and every other cell on the reference
-loop. Dropout (Zaremba et al., 2014) acts on the non-recurrent connections only: the embedding
-output, between layers and before the decoder.
+plain LSTM/GRU/RNN layers run on torch's fused kernels, variants on their fused paths and every
+other cell on the reference loop. Dropout (Zaremba et al., 2014) acts on the non-recurrent
+connections only: the embedding output, between layers and before the decoder.
 
 Regularisers (all off by default; see docs/regularize.md):
 
 * ``variational_dropout``: the same dropouts with one mask per sequence (Gal and Ghahramani),
   and that probability on the recurrent state too unless ``recurrent_dropout`` is given;
 * ``recurrent_dropout``, ``weight_drop``, ``zoneout_cell``, ``zoneout_hidden``: every layer's
-  cell is wrapped by :func:`rnnlab.regularize.wrap_cell` (such a layer leaves torch's fused
-  kernel for the reference loop);
+  cell is wrapped by :func:`rnnlab.regularize.wrap_cell` (in training an LSTM or GRU layer then
+  runs on its fused path, or on the reference loop with ``weight_drop``);
 * ``embedding_dropout``: whole words of the embedding matrix dropped;
 * ``ar``, ``tar`` (Merity et al. 2017) and ``recurrent_l2``: penalties that :meth:`loss` adds
   in training mode (AR on the dropped last-layer output, TAR on the undropped one);
+* ``omega`` (Pascanu et al. 2013): :meth:`loss` adds ``omega * Omega`` in training mode, Omega of
+  the cross-entropy summed over the layers
+  (:func:`rnnlab.regularize.penalties.gradient_norm_penalty`); the layers then run on the
+  reference loop, which keeps every step's state;
 * ``tie_weights``: the decoder uses the embedding matrix (Press and Wolf 2017; Inan et al.
   2017); needs ``embed == hidden``.
 
@@ -49,6 +53,7 @@ from rnnlab.regularize import (
     temporal_activation_regularization,
     wrap_cell,
 )
+from rnnlab.regularize.penalties import gradient_norm_penalty, unroll_keeping_states
 from rnnlab.regularize.wrapper import check_probability
 
 
@@ -64,7 +69,7 @@ class LanguageModel(nn.Module):
         dropout: dropout probability on non-recurrent connections, fresh mask per element.
         variational_dropout, recurrent_dropout, weight_drop, embedding_dropout, zoneout_cell,
             zoneout_hidden: probabilities in ``[0, 1)`` (see above).
-        ar, tar, recurrent_l2: non-negative penalty weights.
+        ar, tar, recurrent_l2, omega: non-negative penalty weights.
         tie_weights: share the embedding matrix with the decoder.
         **cell_kwargs: passed to every cell (``forget_bias=...``).
     """
@@ -87,6 +92,7 @@ class LanguageModel(nn.Module):
         ar: float = 0.0,
         tar: float = 0.0,
         recurrent_l2: float = 0.0,
+        omega: float = 0.0,
         tie_weights: bool = False,
         **cell_kwargs: Any,
     ):
@@ -99,9 +105,19 @@ class LanguageModel(nn.Module):
                 "--dropout (a fresh mask per element) and --variational-dropout (one mask per "
                 "sequence) act on the same connections; give one of them"
             )
-        for name, value in (("ar", ar), ("tar", tar), ("recurrent_l2", recurrent_l2)):
+        for name, value in (
+            ("ar", ar),
+            ("tar", tar),
+            ("recurrent_l2", recurrent_l2),
+            ("omega", omega),
+        ):
             if value < 0:
                 raise ConfigError(f"{name} must be zero or positive, got {value}")
+        if omega and (zoneout_cell or zoneout_hidden):
+            raise ConfigError(
+                "--omega re-runs each step to get its Jacobian, and zoneout draws new masks at "
+                "every step; give --omega or --zoneout-*, not both"
+            )
         if tie_weights and embed != hidden:
             raise ConfigError(
                 f"tied embeddings need --embed equal to --hidden, got {embed} and {hidden}"
@@ -116,7 +132,7 @@ class LanguageModel(nn.Module):
         ):
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
-        self.vocab_size = vocab_size
+        self.vocab_size, self.cell_name = vocab_size, cell
         self.embedding = nn.Embedding(vocab_size, embed)
         self.layers = nn.ModuleList()
         size = embed
@@ -146,6 +162,9 @@ class LanguageModel(nn.Module):
         else:
             self.decoder = nn.Linear(size, vocab_size)
         self.ar, self.tar, self.recurrent_l2 = float(ar), float(tar), float(recurrent_l2)
+        self.omega = float(omega)
+        if omega:
+            check_omega_cell(self.layers[0].cell, cell)
         keep_plain_names(self)  # checkpoints load with and without regularisers
 
     def forward(self, tokens: Tensor, state: list | None = None) -> tuple[Tensor, list]:
@@ -153,15 +172,23 @@ class LanguageModel(nn.Module):
         logits, states, _, _ = self._run(tokens, state)
         return logits, states
 
-    def _run(self, tokens: Tensor, state: list | None) -> tuple[Tensor, list, Tensor, Tensor]:
-        """Logits, states, and the last layer's output before and after dropout."""
+    def _run(
+        self, tokens: Tensor, state: list | None, runs: list | None = None
+    ) -> tuple[Tensor, list, Tensor, Tensor]:
+        """Logits, states, and the last layer's output before and after dropout. With ``runs``
+        (a list), the layers run on the reference loop and append ``(cell, Trajectory)``."""
         x = embedding_dropout(self.embedding, tokens, self.embedding_dropout, self.training)
         x = self.dropout(x)
         states = []
         raw = x
         for i, layer in enumerate(self.layers):
             layer_state = None if state is None else self._as_cell_state(layer, state[i], x)
-            raw, layer_state = layer(x, layer_state)
+            if runs is None:
+                raw, layer_state = layer(x, layer_state)
+            else:
+                run = unroll_keeping_states(layer.cell, x, layer_state)
+                raw, layer_state = run.outputs, run.states[-1]
+                runs.append((layer.cell, run))
             x = self.dropout(raw)
             states.append(layer_state)
         return self._decode(x), states, raw, x
@@ -184,13 +211,24 @@ class LanguageModel(nn.Module):
     def loss(self, tokens: Tensor, targets: Tensor, state: list | None = None):
         """Mean cross-entropy in nats over all ``[T, B]`` targets; returns ``(loss, state)``.
 
-        In training mode the loss includes the AR, TAR and recurrent-L2 penalties that are on.
+        In training mode the loss includes the AR, TAR, recurrent-L2 and Omega penalties that are
+        on.
         """
-        logits, state, raw, dropped = self._run(tokens, state)
+        runs = [] if self.training and self.omega else None
+        logits, state, raw, dropped = self._run(tokens, state, runs)
         loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
-        if self.training:
-            loss = loss + self.penalty(raw, dropped)
-        return loss, state
+        if not self.training:
+            return loss, state
+        total = loss + self.penalty(raw, dropped)
+        if runs:
+            omega = gradient_norm_penalty(loss, runs)
+            if not omega.requires_grad:
+                raise ConfigError(
+                    f"--omega has no effect on the {self.cell_name!r} cell: once its inputs are "
+                    "fixed, its Jacobian dh_t/dh_(t-1) depends on no trainable parameter"
+                )
+            total = total + self.omega * omega
+        return total, state
 
     def penalty(self, raw: Tensor, dropped: Tensor) -> Tensor:
         """AR on the dropped and TAR on the undropped last-layer output ``[T, B, H]``, plus L2 on
@@ -242,3 +280,15 @@ class LanguageModel(nn.Module):
             logits, state = self(token.view(1, 1), state)
         self.train(was_training)
         return out.cpu()
+
+
+def check_omega_cell(layer_cell: nn.Module, name: str) -> None:
+    """Raise a ConfigError when Pascanu's Omega cannot be computed for this cell: its step must
+    be repeatable (no batch statistics updated by each call) and have trainable parameters."""
+    if any(getattr(m, "batch_norm", False) for m in layer_cell.modules()):
+        raise ConfigError(
+            "--omega re-runs each step, which would update batch norm's running statistics "
+            "twice; drop batch_norm=True or --omega"
+        )
+    if not any(p.requires_grad for p in layer_cell.parameters()):
+        raise ConfigError(f"--omega needs trainable recurrent weights; the {name!r} cell has none")

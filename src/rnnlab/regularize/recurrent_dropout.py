@@ -3,7 +3,8 @@
 The state that enters each step is multiplied by one dropout mask drawn once per sequence and
 reused at every step (a fresh mask per step would destroy the memory, which is why plain dropout
 is kept off recurrent connections). For an LSTM the mask applies to ``h`` (the recurrent input),
-not to the cell ``c``. Identity at evaluation.
+not to the cell ``c``. Identity at evaluation (then the inner cell's own fast path runs). Over an
+LSTM or GRU cell it runs on the cell's fused path in training (:mod:`rnnlab.regularize.fused`).
 
 Example::
 
@@ -18,6 +19,7 @@ from torch import Tensor
 
 from rnnlab.cells.base import Cell, State
 from rnnlab.regularize.dropout import dropout_mask
+from rnnlab.regularize.fused import fused_unroll_with_masks
 from rnnlab.regularize.wrapper import CellWrapper, check_probability
 
 
@@ -45,6 +47,13 @@ class RecurrentDropout(CellWrapper):
     def torch_kernel(self) -> tuple[str, list[Tensor]] | None:
         """The inner cell's fused kernel at evaluation, where this wrapper is the identity."""
         return None if self.training and self.p > 0.0 else self.inner.torch_kernel()
+
+    def fused_unroll(
+        self, x: Tensor, state: State, lengths: Tensor | None = None, reverse: bool = False
+    ) -> tuple[Tensor, State] | None:
+        """The inner cell's fused path with this pass's mask drawn up front (``None``: none)."""
+        drop = self.p if self.training else 0.0
+        return fused_unroll_with_masks(self.inner, x, state, lengths, reverse, drop=drop)
 
     def step(self, xp_t: Tensor, state: State) -> tuple[Tensor, State]:
         if not self.training or self.p == 0.0:

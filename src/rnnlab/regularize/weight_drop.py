@@ -5,7 +5,9 @@ step of the pass uses the same dropped matrix, and at evaluation the full matrix
 scaling by ``1 / (1 - p)`` keeps the expectation). The parameters themselves are never replaced or
 re-registered: the step runs with ``torch.func.functional_call`` on the masked tensors, so the
 module's parameters, ``state_dict`` and optimiser see the ordinary weights (this avoids the
-re-registration trick of the AWD-LSTM code that breaks on newer PyTorch).
+re-registration trick of the AWD-LSTM code that breaks on newer PyTorch). On ``weight_hh`` of an
+LSTM or GRU cell it runs on the cell's fused path, the masked matrix being an input of the fused
+loop (:mod:`rnnlab.regularize.fused`).
 
 Example::
 
@@ -20,6 +22,7 @@ from torch.func import functional_call
 
 from rnnlab.cells.base import Cell, State
 from rnnlab.errors import ConfigError
+from rnnlab.fast.regularizer_masks import RegularizerMasks
 from rnnlab.regularize.dropout import dropout_mask
 from rnnlab.regularize.wrapper import CellWrapper, check_probability
 
@@ -65,6 +68,11 @@ class WeightDrop(CellWrapper):
         params = dict(self.inner.named_parameters())
         return {name: params[name] * dropout_mask(params[name], self.p) for name in self.weights}
 
+    def masked_for_pass(self) -> dict[str, Tensor]:
+        """Draw this pass's masked weights (what the first step of a pass does) and return them."""
+        self._masked = self._draw()
+        return self._masked
+
     @property
     def masked_weights(self) -> dict[str, Tensor] | None:
         """The dropped weights of the current pass (``None`` before the first training step)."""
@@ -73,6 +81,18 @@ class WeightDrop(CellWrapper):
     def torch_kernel(self) -> tuple[str, list[Tensor]] | None:
         """The inner cell's fused kernel at evaluation, where this wrapper is the identity."""
         return None if self.training and self.p > 0.0 else self.inner.torch_kernel()
+
+    def fused_unroll(
+        self, x: Tensor, state: State, lengths: Tensor | None = None, reverse: bool = False
+    ) -> tuple[Tensor, State] | None:
+        """The inner cell's fused path: with this pass's masked ``weight_hh`` in training (when
+        the cell takes it; else ``None``, the reference loop), as it is at evaluation."""
+        if not self.training or self.p == 0.0:
+            return self.inner.fused_unroll(x, state, lengths, reverse)
+        if self.weights != ("weight_hh",) or "weight_hh" not in self.inner.fused_masks:
+            return None
+        masks = RegularizerMasks(weight_hh=self.masked_for_pass()["weight_hh"])
+        return self.inner.fused_unroll(x, state, lengths, reverse, masks=masks)
 
     def step(self, xp_t: Tensor, state: State) -> tuple[Tensor, State]:
         if not self.training or self.p == 0.0:

@@ -6,9 +6,11 @@ model and ``rnnlab train`` use).
 gives ``Zoneout(RecurrentDropout(WeightDrop(cell)))``, innermost first: DropConnect changes the
 cell's own step, recurrent dropout masks the state entering that step, and zoneout mixes the
 step's result with the state that entered it (the undropped one). A keyword at 0 adds no wrapper,
-so with all at 0 the cell is returned unchanged (and keeps its fused kernel). The parameters keep
-their names below ``inner.`` (``inner.inner.weight_hh``); the drop-in layers map them back to
-torch's names, and :func:`keep_plain_names` makes any module's ``state_dict`` use the plain names.
+so with all at 0 the cell is returned unchanged (and keeps its fused kernel). An LSTM or GRU cell
+wrapped this way runs on its own fused path with the masks (:mod:`rnnlab.regularize.fused`).
+The parameters keep their names below ``inner.`` (``inner.inner.weight_hh``); the drop-in layers
+map them back to torch's names, and :func:`keep_plain_names` makes any module's ``state_dict``
+use the plain names.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ from rnnlab.errors import ConfigError
 
 class CellWrapper(Cell):
     """Delegates everything to ``inner``; subclasses override :meth:`step` (and
-    :meth:`begin_sequence`). A wrapped cell never runs on torch's fused kernel, since the kernel
-    would skip the wrapper's change."""
+    :meth:`begin_sequence`). A wrapped cell never runs on torch's fused kernel while the wrapper
+    acts, since the kernel would skip the wrapper's change; a wrapper that can hand its change to
+    the inner cell's own fused path overrides :meth:`fused_unroll`."""
 
     def __init__(self, inner: Cell) -> None:
         super().__init__()

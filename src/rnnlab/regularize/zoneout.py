@@ -5,7 +5,9 @@
 
 where ``s~_t`` is the wrapped cell's new state. For an LSTM, ``p_cell`` applies to ``c`` and
 ``p_hidden`` to ``h``; for a single-tensor state, ``p_hidden`` applies to it. The output ``y_t``
-is the zoned-out ``h``.
+is the zoned-out ``h``. Over an LSTM cell (``p_hidden``, ``p_cell``) or a GRU cell
+(``p_hidden``), optionally with a ``RecurrentDropout`` in between, it runs on the cell's fused
+path, in training and at evaluation (:mod:`rnnlab.regularize.fused`).
 
 Example::
 
@@ -19,6 +21,8 @@ import torch
 from torch import Tensor
 
 from rnnlab.cells.base import Cell, State
+from rnnlab.regularize.fused import fused_unroll_with_masks
+from rnnlab.regularize.recurrent_dropout import RecurrentDropout
 from rnnlab.regularize.wrapper import CellWrapper, check_probability
 
 
@@ -33,10 +37,22 @@ class Zoneout(CellWrapper):
     def _zone(self, new: Tensor, old: Tensor, p: float) -> Tensor:
         if p == 0.0:
             return new
-        if self.training:
-            keep = torch.empty_like(new).bernoulli_(p)
-            return torch.lerp(new, old, keep)
+        if self.training:  # uniform < p: Bernoulli(p), and 4x faster than bernoulli_ on CPU
+            return torch.where(torch.rand_like(new) < p, old, new)
         return torch.lerp(new, old, p)
+
+    def fused_unroll(
+        self, x: Tensor, state: State, lengths: Tensor | None = None, reverse: bool = False
+    ) -> tuple[Tensor, State] | None:
+        """The inner cell's fused path with this pass's masks drawn up front (``None``: none);
+        a ``RecurrentDropout`` directly inside joins it."""
+        inner, drop = self.inner, 0.0
+        if isinstance(inner, RecurrentDropout):
+            inner, drop = inner.inner, (inner.p if inner.training else 0.0)
+        p_cell = 0.0 if isinstance(state, Tensor) else self.p_cell
+        return fused_unroll_with_masks(
+            inner, x, state, lengths, reverse, drop, self.p_hidden, p_cell, self.training
+        )
 
     def step(self, xp_t: Tensor, state: State) -> tuple[Tensor, State]:
         _, new_state = self.inner.step(xp_t, state)

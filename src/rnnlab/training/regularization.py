@@ -3,7 +3,8 @@
 Model regularisers (built into the model by the language-model tasks ``charlm`` and ``wordlm``;
 see :class:`rnnlab.models.language_model.LanguageModel`): ``--variational-dropout``,
 ``--recurrent-dropout``, ``--weight-drop``, ``--embedding-dropout``, ``--zoneout-cell``,
-``--zoneout-hidden``, ``--ar``, ``--tar``, ``--recurrent-l2`` (``--dropout`` is a generic flag).
+``--zoneout-hidden``, ``--ar``, ``--tar``, ``--recurrent-l2``, ``--omega`` (``--dropout`` is a
+generic flag).
 
 Trainer regularisers (any task):
 
@@ -33,7 +34,7 @@ PROBABILITIES = (
     "zoneout_cell",
     "zoneout_hidden",
 )
-PENALTIES = ("ar", "tar", "recurrent_l2")
+PENALTIES = ("ar", "tar", "recurrent_l2", "omega")
 MODEL_REGULARIZERS = PROBABILITIES + PENALTIES
 """Settings the language-model tasks pass to their model."""
 LM_TASKS = ("charlm", "wordlm")
@@ -80,6 +81,13 @@ def add_regularization_arguments(parser: argparse.ArgumentParser) -> None:
         help="L2 on W_hh (shrinks its eigenvalues: speeds up forgetting)",
     )
     g.add_argument(
+        "--omega",
+        type=float,
+        metavar="WEIGHT",
+        help="Pascanu et al.'s gradient-norm-preserving regulariser Omega times WEIGHT "
+        "(the layers then train on the reference loop)",
+    )
+    g.add_argument(
         "--weight-noise",
         type=float,
         metavar="SIGMA",
@@ -112,6 +120,13 @@ def validate_regularization(config: argparse.Namespace) -> None:
                 f"{', '.join(given)}: only the language-model tasks ({', '.join(LM_TASKS)}) "
                 f"build these into their model, not {config.task!r}"
             )
+    if getattr(config, "omega", 0.0) and (
+        getattr(config, "zoneout_cell", 0.0) or getattr(config, "zoneout_hidden", 0.0)
+    ):
+        raise ConfigError(
+            "--omega re-runs each step to get its Jacobian, and zoneout draws new masks at every "
+            "step; give --omega or --zoneout-*, not both"
+        )
     if getattr(config, "dropout", 0.0) and getattr(config, "variational_dropout", 0.0):
         raise ConfigError("give --dropout or --variational-dropout, not both")
 

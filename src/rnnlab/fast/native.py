@@ -1,0 +1,83 @@
+"""Native step kernels of the fused LSTM/GRU variant paths, compiled just in time.
+
+The gate maths of one time step (forward or backward) is one call into C++
+(``native_kernels.cpp``) instead of about ten tensor operations from Python, each paying
+Python's and the dispatcher's overhead. The kernels are compiled with
+``torch.utils.cpp_extension.load_inline`` on first use (g++ and ninja needed; measured here:
+about 40 s of CPU, 80-150 s of wall time on the loaded 2-core machine) into torch's extension cache
+(``~/.cache/torch_extensions``, or ``$TORCH_EXTENSIONS_DIR``), and loaded from there afterwards.
+Build them ahead with ``rnnlab native``.
+
+When they cannot be built (no compiler) the fused paths run their Python form, with one warning;
+so do tensors on other devices or of other types than float32/float64 (without a warning).
+``RNNLAB_NATIVE=0`` chooses the Python form without trying.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+SOURCE = Path(__file__).with_name("native_kernels.cpp")
+_state: dict = {}
+
+
+def kernels():
+    """The ``torch.ops.rnnlab_native`` namespace, built and loaded on first call; ``None`` when
+    disabled (``RNNLAB_NATIVE=0``) or when the build failed (warned once)."""
+    if disabled():
+        return None
+    if "ops" not in _state:
+        _state["ops"] = _build()
+    return _state["ops"]
+
+
+def disabled() -> bool:
+    """True when ``RNNLAB_NATIVE=0`` asks for the Python form."""
+    return os.environ.get("RNNLAB_NATIVE", "1") == "0"
+
+
+def build_seconds() -> float:
+    """Wall time the build (or the load from the cache) took in this process."""
+    return _state.get("build_seconds", 0.0)
+
+
+def _build():
+    from torch.utils.cpp_extension import load_inline
+
+    start = time.perf_counter()
+    try:
+        load_inline(
+            "rnnlab_native",
+            cpp_sources=[SOURCE.read_text()],
+            is_python_module=False,
+            extra_cflags=["-O3"],
+        )
+    except Exception as error:  # a missing compiler shows as one of several error types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        warnings.warn(
+            f"rnnlab: the native step kernels could not be built ({first}); the fused LSTM/GRU "
+            "variants run their slower Python form (set RNNLAB_NATIVE=0 to skip the attempt)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    _state["build_seconds"] = time.perf_counter() - start
+    return torch.ops.rnnlab_native
+
+
+def native_for(*tensors: Tensor | None):
+    """The kernels when they can run on these tensors (all on CPU, float32 or float64), else
+    ``None``."""
+    for t in tensors:
+        if t is not None and (t.device.type != "cpu" or t.dtype not in _DTYPES):
+            return None
+    return kernels()
+
+
+_DTYPES = (torch.float32, torch.float64)
