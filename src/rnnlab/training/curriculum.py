@@ -10,8 +10,10 @@ full length, so their numbers stay comparable with a run without curriculum.
 step        stage ``k = step // --curriculum-every``: optimizer steps ``1 .. N`` train at
             ``L_0``, steps ``N + 1 .. 2N`` at ``L_1``, ... (``N`` default 500)
 plateau     the next stage when the task's validation metric (the one that picks ``best``)
-            has not improved on its best of the current stage for ``--curriculum-patience``
-            validations in a row (default 2); validations are every ``--eval-every`` steps
+            has not improved on its best of the current stage by more than
+            ``--curriculum-threshold`` of that best (relative, default 0.01) for
+            ``--curriculum-patience`` validations in a row (default 2); the validations every
+            ``--eval-every`` steps count (not a run's final one)
 ==========  =================================================================================
 
 ``--curriculum-start`` defaults to a quarter of the full length (at least the task's shortest
@@ -32,6 +34,7 @@ KINDS = ("step", "plateau")
 DEFAULT_EVERY = 500
 DEFAULT_PATIENCE = 2
 DEFAULT_FACTOR = 2.0
+DEFAULT_THRESHOLD = 0.01
 
 CURRICULUM_DEFAULTS: dict[str, Any] = {
     "curriculum": None,
@@ -39,6 +42,7 @@ CURRICULUM_DEFAULTS: dict[str, Any] = {
     "curriculum_factor": None,
     "curriculum_every": None,
     "curriculum_patience": None,
+    "curriculum_threshold": None,
 }
 """Off by default; the defaults of the kind chosen are filled in by :func:`validate_curriculum`."""
 
@@ -47,7 +51,7 @@ def add_curriculum_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("curriculum (docs/training.md)")
     g.add_argument(
         "--curriculum",
-        choices=KINDS,
+        metavar="{step,plateau}",
         help="train on short sequences first: lengthen every --curriculum-every steps (step) "
         "or when validation stops improving (plateau); synthetic tasks and language models",
     )
@@ -76,6 +80,13 @@ def add_curriculum_arguments(parser: argparse.ArgumentParser) -> None:
         help="--curriculum plateau: validations without improvement before lengthening "
         f"({DEFAULT_PATIENCE})",
     )
+    g.add_argument(
+        "--curriculum-threshold",
+        type=float,
+        metavar="R",
+        help="--curriculum plateau: an improvement of less than R times the best value counts "
+        f"as none ({DEFAULT_THRESHOLD:g})",
+    )
 
 
 def validate_curriculum(config: argparse.Namespace) -> None:
@@ -87,21 +98,32 @@ def validate_curriculum(config: argparse.Namespace) -> None:
             if getattr(config, name, None) is not None:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} needs --curriculum step or --curriculum plateau")
-        if getattr(config, "curriculum_patience", None) is not None:
-            raise ConfigError("--curriculum-patience needs --curriculum plateau")
+        for name in ("curriculum_patience", "curriculum_threshold"):
+            if getattr(config, name, None) is not None:
+                raise ConfigError(f"--{name.replace('_', '-')} needs --curriculum plateau")
         return
     if kind not in KINDS:
         raise ConfigError(f"unknown curriculum {kind!r}; choose step or plateau")
-    unused = "curriculum_patience" if kind == "step" else "curriculum_every"
-    if getattr(config, unused, None) is not None:
-        other = "plateau" if kind == "step" else "step"
-        raise ConfigError(f"--{unused.replace('_', '-')} is for --curriculum {other}, not {kind}")
+    unused = (
+        ("curriculum_patience", "curriculum_threshold") if kind == "step" else ("curriculum_every",)
+    )
+    for name in unused:
+        if getattr(config, name, None) is not None:
+            other = "plateau" if kind == "step" else "step"
+            raise ConfigError(f"--{name.replace('_', '-')} is for --curriculum {other}, not {kind}")
     if config.curriculum_factor is None:
         config.curriculum_factor = DEFAULT_FACTOR
     if kind == "step" and config.curriculum_every is None:
         config.curriculum_every = DEFAULT_EVERY
-    if kind == "plateau" and config.curriculum_patience is None:
-        config.curriculum_patience = DEFAULT_PATIENCE
+    if kind == "plateau":
+        if config.curriculum_patience is None:
+            config.curriculum_patience = DEFAULT_PATIENCE
+        if config.curriculum_threshold is None:
+            config.curriculum_threshold = DEFAULT_THRESHOLD
+        if not 0.0 <= config.curriculum_threshold < 1.0:
+            raise ConfigError(
+                f"--curriculum-threshold must be in [0, 1), got {config.curriculum_threshold:g}"
+            )
     for name in ("curriculum_start", "curriculum_every", "curriculum_patience"):
         value = getattr(config, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -135,6 +157,7 @@ def build_curriculum(
         factor=config.curriculum_factor,
         every=config.curriculum_every,
         patience=config.curriculum_patience,
+        threshold=config.curriculum_threshold,
     )
 
 
@@ -147,6 +170,10 @@ class Curriculum:
         start: the length of stage 0.
         full: the final length (the task's ``--length`` or ``--seq-len``).
         factor: growth per stage (> 1; each stage is at least one step longer).
+        every: ``"step"``: optimizer steps per stage.
+        patience: ``"plateau"``: validations without improvement before the next stage.
+        threshold: ``"plateau"``: an improvement of less than ``threshold * |best|`` counts as
+            none.
 
     Example::
 
@@ -163,6 +190,7 @@ class Curriculum:
         factor: float = DEFAULT_FACTOR,
         every: int | None = None,
         patience: int | None = None,
+        threshold: float | None = None,
     ):
         if kind not in KINDS:
             raise ConfigError(f"unknown curriculum {kind!r}; choose step or plateau")
@@ -171,6 +199,7 @@ class Curriculum:
         self.kind, self.factor = kind, factor
         self.every = every or DEFAULT_EVERY
         self.patience = patience or DEFAULT_PATIENCE
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         self.stages = self._stages(start, full, factor)
         self.stage = 0
         self.bad_validations = 0  # plateau: validations in a row without improvement
@@ -218,7 +247,8 @@ class Curriculum:
             return False
         self.validated_step = step
         best = self.stage_best
-        if best is None or (value < best if mode == "min" else value > best):
+        margin = 0.0 if best is None else self.threshold * abs(best)
+        if best is None or (value < best - margin if mode == "min" else value > best + margin):
             self.stage_best, self.bad_validations = value, 0
             return False
         self.bad_validations += 1
