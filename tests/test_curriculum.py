@@ -342,6 +342,7 @@ def test_bench_takes_the_curriculum_flags(capsys):
         (["--curriculum", "linear"], "unknown curriculum 'linear'; choose step or plateau"),
         (["--curriculum-start", "4"], "--curriculum-start needs --curriculum step or"),
         (["--curriculum-patience", "2"], "--curriculum-patience needs --curriculum plateau"),
+        (["--curriculum-every", "2"], "--curriculum-every needs --curriculum step"),
         (["--curriculum", "step", "--curriculum-patience", "2"], "is for --curriculum plateau"),
         (["--curriculum", "plateau", "--curriculum-every", "9"], "is for --curriculum step"),
         (["--curriculum", "step", "--curriculum-threshold", "0.1"], "is for --curriculum plat"),

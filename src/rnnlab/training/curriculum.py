@@ -94,13 +94,16 @@ def validate_curriculum(config: argparse.Namespace) -> None:
     the kind chosen (so that the run's ``config.json`` shows them)."""
     kind = getattr(config, "curriculum", None)
     if kind is None:
-        for name in ("curriculum_start", "curriculum_factor", "curriculum_every"):
+        needs = {
+            "curriculum_start": "step or --curriculum plateau",
+            "curriculum_factor": "step or --curriculum plateau",
+            "curriculum_every": "step",
+            "curriculum_patience": "plateau",
+            "curriculum_threshold": "plateau",
+        }
+        for name, kinds in needs.items():
             if getattr(config, name, None) is not None:
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError(f"{flag} needs --curriculum step or --curriculum plateau")
-        for name in ("curriculum_patience", "curriculum_threshold"):
-            if getattr(config, name, None) is not None:
-                raise ConfigError(f"--{name.replace('_', '-')} needs --curriculum plateau")
+                raise ConfigError(f"--{name.replace('_', '-')} needs --curriculum {kinds}")
         return
     if kind not in KINDS:
         raise ConfigError(f"unknown curriculum {kind!r}; choose step or plateau")
