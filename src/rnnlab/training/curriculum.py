@@ -266,7 +266,7 @@ class Curriculum:
         when = (
             f"every {self.every} steps"
             if self.kind == "step"
-            else f"after {self.patience} validations without improvement"
+            else f"after {self.patience} validation{'s' * (self.patience != 1)} without improvement"
         )
         lengths = " -> ".join(str(n) for n in self.stages)
         return f"curriculum {self.kind}: length {lengths} (next stage {when})"
