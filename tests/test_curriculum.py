@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -379,3 +383,23 @@ def test_a_task_without_curriculum_refuses_the_flag(tmp_path, data_dir, capsys):
         "synthetic tasks and the language models"
     ]
     assert not (tmp_path / "run").exists()
+
+
+def test_two_gloo_processes_follow_the_one_process_curriculum(tmp_path, text_file):
+    """Every rank draws the same chunk lengths and keeps the same stream position."""
+    text_file.write_text(TEXT * 4)
+    settings = ["--hidden", "12", "--embed", "6", "--seq-len", "8", "--batch-size", "4"]
+    settings += ["--log-every", "1", "--eval-every", "3", "--max-steps", "6"]
+    settings += ["--curriculum", "step", "--curriculum-start", "2", "--curriculum-every", "2"]
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m"]
+    command += ["rnnlab", "train", "--data", str(text_file), "--out", str(tmp_path / "two")]
+    done = subprocess.run(command + settings, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert main(["train", "--data", str(text_file), "--out", str(tmp_path / "one"), *settings]) == 0
+    one, two = records(tmp_path / "one", "train"), records(tmp_path / "two", "train")
+    assert (
+        [r["train_length"] for r in two] == [r["train_length"] for r in one] == [2, 2, 4, 4, 8, 8]
+    )
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], abs=1e-5)
