@@ -11,15 +11,31 @@ so chunk ``i + 1`` continues exactly where chunk ``i`` stopped, in every stream:
 state at the end of a chunk is the right initial state for the next one (the trainer carries
 it, detached, and resets it at each epoch). The last chunk may be shorter. Batches are
 ``(x [T, B], y [T, B])`` long tensors, time first.
+
+With a curriculum the chunk length changes during an epoch: :meth:`StreamBatches.follow` cuts
+each chunk at the position where the previous one ended, whatever its length, and keeps that
+position in time steps (not chunk indices), so the chunks cover every stream contiguously.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 from torch import Tensor
 
 from rnnlab.errors import DataError
+
+
+class Cursor(Protocol):
+    """Where variable-length chunks have reached (``position``, in time steps of every stream)
+    and how long the next one is (``length``); e.g. a
+    :class:`~rnnlab.training.curriculum.Curriculum`."""
+
+    position: int
+
+    @property
+    def length(self) -> int: ...
 
 
 class StreamBatches:
@@ -51,8 +67,12 @@ class StreamBatches:
 
     def chunk(self, index: int) -> tuple[Tensor, Tensor]:
         """Chunk ``index``: ``(x [T, B], y [T, B])``."""
-        begin = index * self.seq_len
-        end = min(begin + self.seq_len, self.stream_length - 1)
+        return self.span(index * self.seq_len, self.seq_len)
+
+    def span(self, begin: int, length: int) -> tuple[Tensor, Tensor]:
+        """Steps ``begin .. begin + T - 1`` of every stream, ``T = min(length, L - 1 - begin)``:
+        ``(x [T, B], y [T, B])``."""
+        end = min(begin + length, self.stream_length - 1)
         x = self.streams[:, begin:end].t().contiguous()
         y = self.streams[:, begin + 1 : end + 1].t().contiguous()
         return x, y
@@ -61,3 +81,12 @@ class StreamBatches:
         """The chunks in order from chunk ``start``."""
         for index in range(start, len(self)):
             yield self.chunk(index)
+
+    def follow(self, cursor: Cursor) -> Iterator[tuple[Tensor, Tensor]]:
+        """The chunks from ``cursor.position`` to the end of the streams, each ``cursor.length``
+        steps long as read when it is drawn; ``cursor.position`` moves past a chunk before it is
+        yielded (a chunk handed out counts as trained on)."""
+        while cursor.position < self.stream_length - 1:
+            x, y = self.span(cursor.position, cursor.length)
+            cursor.position += x.shape[0]
+            yield x, y

@@ -163,9 +163,11 @@ class SyntheticStream:
         self.make, self.batch_size, self.eval_examples = make, batch_size, eval_examples
         self.seed = seed
 
-    def train_batch(self, epoch: int, index: int) -> Batch:
+    def train_batch(self, epoch: int, index: int, make: Generator | None = None) -> Batch:
+        """Training batch ``index`` of ``epoch``, from ``make`` instead of the stream's own
+        generator when given (a curriculum's shorter sequences, from the same seed)."""
         seed = (self.seed * 1_000_003 + epoch) * 1_000_033 + index
-        return self.make(self.batch_size, torch.Generator().manual_seed(seed % 2**63))
+        return (make or self.make)(self.batch_size, torch.Generator().manual_seed(seed % 2**63))
 
     def eval_batches(self, split: str) -> list[Batch]:
         """The fixed ``"valid"`` or ``"test"`` set, in batches of at most ``batch_size``."""

@@ -45,12 +45,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from rnnlab.errors import ConfigError
+
+if TYPE_CHECKING:  # rnnlab.training imports this module
+    from rnnlab.training.curriculum import Curriculum
 
 Batch = Any
 """Whatever a task's ``train_batches`` yields: a tensor, a tuple/dict of tensors, ..."""
@@ -68,6 +71,10 @@ class Task:
     """Task-specific defaults of generic flags (``{"hidden": 128, "lr": 1e-3}``)."""
     unit: ClassVar[str] = "examples"
     """What ``loss``'s ``metrics["count"]`` counts; the progress bar shows ``<unit>/s``."""
+    curriculum: Curriculum | None = None
+    """Set in ``__init__`` by a task that supports ``--curriculum``
+    (:func:`rnnlab.training.curriculum.build_curriculum`): ``train_batches`` reads its ``length``
+    for each batch it draws; the trainer advances and checkpoints it."""
 
     def __init__(self, config: argparse.Namespace, run_dir: Path | None = None):
         self.config = config

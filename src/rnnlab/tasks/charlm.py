@@ -2,7 +2,9 @@
 
 Data: ``--data`` (a UTF-8 file, ``tinyshakespeare``, or by default the Python standard library
 sources; see :mod:`rnnlab.data.text`) split by ``--splits``; truncated BPTT over
-``--batch-size`` contiguous streams (:mod:`rnnlab.data.batching`). Model:
+``--batch-size`` contiguous streams (:mod:`rnnlab.data.batching`); with ``--curriculum``
+(:mod:`rnnlab.training.curriculum`) the training chunks grow to ``--seq-len`` on the schedule,
+evaluation always uses ``--seq-len``. Model:
 :class:`rnnlab.models.language_model.LanguageModel`. Reports the loss in nats per character and
 in bits per character (``bpc = loss / ln 2``).
 
@@ -25,6 +27,7 @@ from rnnlab.data.text import Corpus, Vocabulary, load_corpus
 from rnnlab.errors import CheckpointError, DataError
 from rnnlab.models.language_model import LanguageModel
 from rnnlab.tasks.base import Task, register
+from rnnlab.training.curriculum import build_curriculum
 from rnnlab.training.regularization import model_regularizers
 
 VOCAB, DATA = "vocab.json", "data.json"
@@ -68,6 +71,7 @@ class CharLM(Task):
         self._corpus: Corpus | None = None
         self._ids: dict[str, Tensor] = {}
         self._train: StreamBatches | None = None
+        self.curriculum = build_curriculum(config, config.seq_len, what="--seq-len")
         if run_dir is not None:
             path = Path(run_dir) / VOCAB
             if not path.is_file():
@@ -143,10 +147,21 @@ class CharLM(Task):
             )
 
     def steps_per_epoch(self) -> int:
-        return len(self._train_batches())
+        """Chunks per epoch (with a curriculum: at the current chunk length)."""
+        batches = self._train_batches()
+        if self.curriculum is None:
+            return len(batches)
+        return -(-(batches.stream_length - 1) // self.curriculum.length)
 
     def train_batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        return self._train_batches().iterate(start)
+        """The chunks of ``epoch`` from chunk ``start``; with a curriculum, from the position
+        the curriculum keeps in time steps (``start`` 0 begins the epoch at step 0)."""
+        batches = self._train_batches()
+        if self.curriculum is None:
+            return batches.iterate(start)
+        if start == 0:
+            self.curriculum.position = 0
+        return batches.follow(self.curriculum)
 
     def loss(self, model: nn.Module, batch, state: Any):
         x, y = batch

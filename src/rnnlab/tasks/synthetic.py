@@ -3,8 +3,10 @@
 Data are generated on the fly (:mod:`rnnlab.data.synthetic`): training batch ``i`` of epoch ``e``
 comes from a generator seeded from ``(--seed, e, i)``; the validation and test sets are fixed
 (``--eval-examples`` each, default 1,000). An epoch is 1,000 batches. ``--length`` is the task's
-``T``. Defaults follow Bai et al. (2018)'s supplement where it gives them (adding 1x130, clip 5;
-copy 1x50, dropout 0.05, clip 1).
+``T``; with ``--curriculum`` (:mod:`rnnlab.training.curriculum`) the training batches are
+generated at the curriculum's current length (from the same seeds), validation and test always
+at ``--length``. Defaults follow Bai et al. (2018)'s supplement where it gives them (adding
+1x130, clip 5; copy 1x50, dropout 0.05, clip 1).
 
 =================  ========================================  ===================================
 task               metric (evaluate)                         loss
@@ -41,6 +43,7 @@ from rnnlab.data.synthetic import (
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.base import register
 from rnnlab.tasks.supervised import SequenceTask, add_common_arguments, model_device
+from rnnlab.training.curriculum import build_curriculum
 
 BATCHES_PER_EPOCH = 1000
 COPY_SYMBOLS, COPY_LENGTH = 8, 10
@@ -52,6 +55,8 @@ class SyntheticTask(SequenceTask):
 
     metric, metric_mode = "accuracy", "max"
     has_accuracy: ClassVar[bool] = True
+    min_length: ClassVar[int] = 1
+    """The shortest ``--length`` the generator accepts (the lower bound of a curriculum)."""
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -68,10 +73,12 @@ class SyntheticTask(SequenceTask):
         self.length = length
         eval_examples = getattr(config, "eval_examples", None) or 1000
         self.stream = SyntheticStream(
-            self.generator(), config.batch_size, config.seed, eval_examples
+            self.generator(length), config.batch_size, config.seed, eval_examples
         )
+        self.curriculum = build_curriculum(config, length, self.min_length)
 
-    def generator(self):
+    def generator(self, length: int):
+        """``make(batch, generator) -> (inputs, targets)`` at sequence length ``length``."""
         raise NotImplementedError
 
     def steps_per_epoch(self) -> int:
@@ -79,7 +86,9 @@ class SyntheticTask(SequenceTask):
 
     def train_batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         for index in range(start, BATCHES_PER_EPOCH):
-            yield self.stream.train_batch(epoch, index)
+            curriculum = self.curriculum  # read per batch: the length changes between steps
+            make = None if curriculum is None else self.generator(curriculum.length)
+            yield self.stream.train_batch(epoch, index, make)
 
     def outputs(self, model: nn.Module, x: Tensor) -> Tensor:
         """The predictions the loss compares with the targets."""
@@ -123,11 +132,12 @@ class AddingTask(SyntheticTask):
 
     metric, metric_mode = "mse", "min"
     has_accuracy = False
+    min_length = 2
     defaults: ClassVar[dict[str, Any]] = {"length": 600, "hidden": 130, "clip_norm": 5.0}
     input_size, output_size = 2, 1
 
-    def generator(self):
-        return functools.partial(adding_problem, length=self.length)
+    def generator(self, length: int):
+        return functools.partial(adding_problem, length=length)
 
     def outputs(self, model: nn.Module, x: Tensor) -> Tensor:
         return model.last(x).squeeze(-1)
@@ -154,9 +164,9 @@ class CopyTask(SyntheticTask):
     vocab_size = COPY_SYMBOLS + 2
     input_size, output_size = COPY_SYMBOLS + 2, COPY_SYMBOLS + 1
 
-    def generator(self):
+    def generator(self, length: int):
         return functools.partial(
-            copy_memory, blanks=self.length, symbols=COPY_SYMBOLS, copy_length=COPY_LENGTH
+            copy_memory, blanks=length, symbols=COPY_SYMBOLS, copy_length=COPY_LENGTH
         )
 
     def outputs(self, model: nn.Module, x: Tensor) -> Tensor:
@@ -183,8 +193,8 @@ class ParityTask(SyntheticTask):
     vocab_size = 2
     input_size, output_size = 2, 2
 
-    def generator(self):
-        return functools.partial(parity, length=self.length)
+    def generator(self, length: int):
+        return functools.partial(parity, length=length)
 
     def outputs(self, model: nn.Module, x: Tensor) -> Tensor:
         return model.last(x)
@@ -195,11 +205,12 @@ class TemporalOrderTask(SyntheticTask):
     """Temporal order: classify the order of two ``X``/``Y`` symbols among distractors."""
 
     defaults: ClassVar[dict[str, Any]] = {"length": 100, "hidden": 64, "clip_norm": 1.0}
+    min_length = 10
     vocab_size = len(ORDER_SYMBOLS)
     input_size, output_size = len(ORDER_SYMBOLS), 4
 
-    def generator(self):
-        return functools.partial(temporal_order, length=self.length)
+    def generator(self, length: int):
+        return functools.partial(temporal_order, length=length)
 
     def outputs(self, model: nn.Module, x: Tensor) -> Tensor:
         return model.last(x)
@@ -210,12 +221,13 @@ class SelectiveCopyTask(SyntheticTask):
     """Selective copying: recall 8 data tokens scattered among ``T`` noise steps, in order."""
 
     defaults: ClassVar[dict[str, Any]] = {"length": 200, "hidden": 128, "clip_norm": 1.0}
+    min_length = SELECTIVE_TOKENS
     vocab_size = SELECTIVE_SYMBOLS + 2
     input_size, output_size = SELECTIVE_SYMBOLS + 2, SELECTIVE_SYMBOLS + 1
 
-    def generator(self):
+    def generator(self, length: int):
         return functools.partial(
-            selective_copy, length=self.length, count=SELECTIVE_TOKENS, symbols=SELECTIVE_SYMBOLS
+            selective_copy, length=length, count=SELECTIVE_TOKENS, symbols=SELECTIVE_SYMBOLS
         )
 
     def outputs(self, model: nn.Module, x: Tensor) -> Tensor:

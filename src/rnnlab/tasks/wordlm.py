@@ -29,6 +29,7 @@ from rnnlab.data.words import EOS, WordVocabulary
 from rnnlab.errors import CheckpointError, DataError
 from rnnlab.tasks.base import Task, register
 from rnnlab.tasks.charlm import DATA, VOCAB, CharLM
+from rnnlab.training.curriculum import build_curriculum
 
 
 @register("wordlm")
@@ -63,6 +64,7 @@ class WordLM(CharLM):
         self._words: dict[str, list[str]] = {}
         self._ids: dict[str, Tensor] = {}
         self._train = None
+        self.curriculum = build_curriculum(config, config.seq_len, what="--seq-len")
         if run_dir is not None:
             path = Path(run_dir) / VOCAB
             if not path.is_file():

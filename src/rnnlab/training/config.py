@@ -17,6 +17,11 @@ import inspect
 from typing import Any
 
 from rnnlab.errors import ConfigError
+from rnnlab.training.curriculum import (
+    CURRICULUM_DEFAULTS,
+    add_curriculum_arguments,
+    validate_curriculum,
+)
 from rnnlab.training.regularization import (
     REGULARIZATION_DEFAULTS,
     add_regularization_arguments,
@@ -57,6 +62,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "out": None,
     "resume": None,
     **REGULARIZATION_DEFAULTS,
+    **CURRICULUM_DEFAULTS,
 }
 """Defaults of the generic flags (a task's ``defaults`` override them)."""
 
@@ -126,6 +132,7 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--out", help="run directory to create (runs/<timestamp>)")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
     add_regularization_arguments(parser)
+    add_curriculum_arguments(parser)
 
 
 def _clip_norm(text: str) -> float | str:
@@ -213,6 +220,7 @@ def validate(config: argparse.Namespace) -> None:
     if config.clip_norm is not None and config.clip_value is not None:
         raise ConfigError("give --clip-norm or --clip-value, not both")
     validate_regularization(config)
+    validate_curriculum(config)
     from rnnlab.cells import available, get
 
     if config.cell not in available():

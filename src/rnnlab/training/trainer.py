@@ -10,12 +10,14 @@ Read top to bottom, one training run is::
         loss.backward(); clip                                   # gradients, global norm
         if loss and norm are finite: optimizer.step()           # else skip, count, roll back
         carried state = state.detach()                          # truncated BPTT
-        every --eval-every steps: validate, save `last` (and `best`), print a sample
+        --curriculum step: lengthen the task's sequences on schedule
+        every --eval-every steps: validate (--curriculum plateau: lengthen on a plateau),
+            save `last` (and `best`), print a sample
 
 ``Ctrl-C`` finishes the current step, saves ``last`` and returns. Everything that decides the
-next step (weights, optimizer, schedule, RNG states, data position, carried state, counters) is
-in the checkpoint, so ``--resume`` continues exactly: on CPU, a run of 40 steps and a run of 20
-steps resumed for 20 more end with identical weights.
+next step (weights, optimizer, schedule, RNG states, data position, carried state, counters,
+curriculum) is in the checkpoint, so ``--resume`` continues exactly: on CPU, a run of 40 steps
+and a run of 20 steps resumed for 20 more end with identical weights.
 """
 
 from __future__ import annotations
@@ -126,6 +128,12 @@ class Trainer:
             )
         self.task, self.config, self.run_dir = task, config, Path(run_dir)
         self.out = out or sys.stdout
+        self.curriculum = task.curriculum  # the task reads its length, the trainer advances it
+        if getattr(config, "curriculum", None) and self.curriculum is None:
+            raise ConfigError(
+                f"task {task.name!r} has no curriculum; --curriculum works with the synthetic "
+                "tasks and the language models"
+            )
         device = resolve_device(config.device)
         self.dist = distributed.setup(device)  # one process unless launched by torchrun
         self.device = distributed.local_device(device, self.dist)
@@ -177,6 +185,11 @@ class Trainer:
             f"model: {name} {c.layers}x{c.hidden}, {params:,} parameters | {c.optimizer} "
             f"lr {c.lr:g} ({c.schedule}) | batch {c.batch_size} x {c.seq_len} | {self.device}"
             + (f" | resumed at step {self.step}" if self.step else "")
+            + (
+                f"\n{self.curriculum.describe()} | now {self.curriculum.length}"
+                if self.curriculum is not None
+                else ""
+            )
         )
         bar = tqdm(
             total=self.config.max_steps,
@@ -217,10 +230,13 @@ class Trainer:
         ``False`` when the budget ran out or a roll-back moved the position."""
         started_at = self.batch_in_epoch
         for batch in batches:
+            length = self.curriculum.length if self.curriculum is not None else None  # batch's
             loss, metrics, rolled_back = self._train_step(batch)
             bar.update(1)
             if rolled_back:
                 return False
+            if self.curriculum is not None and self.curriculum.after_step(self.step):
+                self._print(f"step {self.step} | curriculum: length {self.curriculum.length}", bar)
             window = self._window
             window.add(loss, metrics)
             rate = window.units / max(time.monotonic() - window.start, 1e-9)
@@ -229,6 +245,8 @@ class Trainer:
             spent = self._budget_spent()
             if self.step % self.config.log_every == 0 or spent:
                 means = {k: window.mean(k) for k in window.sums}
+                if length is not None:
+                    means["train_length"] = length
                 self._log(
                     {"split": "train", **means, f"{self.task.unit}_per_s": rate, **self._counters()}
                 )
@@ -360,6 +378,13 @@ class Trainer:
         )
         if better:
             self.best = value
+        # only the validations every --eval-every steps count (a run's final one would make a
+        # shorter run resumed differ from a longer one)
+        lengthened = (
+            self.curriculum is not None
+            and self.step % self.config.eval_every == 0
+            and self.curriculum.after_validation(self.step, value, self.task.metric_mode)
+        )
         self._log({"split": "valid", **metrics})
         spectra = model_spectral_stats(self.model)
         if spectra:
@@ -367,6 +392,8 @@ class Trainer:
         self._save(("last", "best") if better else ("last",), metrics)
         shown = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         self._print(f"step {self.step} | valid {shown}{' | best' if better else ''}", bar)
+        if lengthened:
+            self._print(f"step {self.step} | curriculum: length {self.curriculum.length}", bar)
         return {"step": self.step, **metrics}
 
     def _print_sample(self, bar: tqdm | None) -> None:
@@ -410,6 +437,7 @@ class Trainer:
             "rng": rng,
             "counters": {"clipped": self.clipped, "best": self.best, **self.guard.state_dict()},
             "gradients": self.gradients.state_dict(),
+            "curriculum": None if self.curriculum is None else self.curriculum.state_dict(),
         }
 
     def _elapsed_now(self) -> float:
@@ -432,6 +460,8 @@ class Trainer:
         self.batch_in_epoch = position["batch"]
         dim = getattr(self.task, "state_batch_dim", 0)
         self.carried = distributed.shard(state["carried"], dim, self.dist)  # this rank's streams
+        if self.curriculum is not None:  # its stage and the stream position roll back too
+            self.curriculum.load_state_dict(state["curriculum"])
         if not keep_counters:
             self.lr_scale = state["schedule"]["lr_scale"]
             self.elapsed = state["schedule"]["elapsed"]
