@@ -50,6 +50,17 @@ def flatten_state(state: Any) -> list[Tensor]:
     return [t for part in state for t in flatten_state(part)]
 
 
+def unflatten_state(flat: Sequence[Tensor], leaves_per_layer: list[int]) -> list:
+    """The inverse of :func:`flatten_state` for a model's per-layer state: a tensor for a layer
+    with one state tensor, a list for a layer with several."""
+    layers, i = [], 0
+    for count in leaves_per_layer:
+        part = list(flat[i : i + count])
+        layers.append(part[0] if count == 1 else part)
+        i += count
+    return layers
+
+
 class StepGraph(nn.Module):
     """``forward(token [B], *state) -> (logits [B, V], *state)`` for a ``LanguageModel``.
 
@@ -65,11 +76,7 @@ class StepGraph(nn.Module):
         self.eval()
 
     def forward(self, token: Tensor, *state: Tensor):
-        layers, i = [], 0
-        for count in self.leaves_per_layer:
-            part = list(state[i : i + count])
-            layers.append(part[0] if count == 1 else part)
-            i += count
+        layers = unflatten_state(state, self.leaves_per_layer)
         logits, new_state = self.model(token.view(1, -1), layers)
         return (logits[0], *flatten_state(new_state))
 
