@@ -1,7 +1,7 @@
 """Time of one generation step of an exported language model: PyTorch vs TorchScript vs ONNX.
 
 Exports the run's model (both formats, into a temporary folder) and times one step at batch 1
-(the generation case) and batch 32, each feeding its state back, with one thread. Reports the
+(the generation case) and batch 32, each feeding its state back, one thread each. Reports the
 median microseconds per step over ``--steps`` steps (after 20 warm-up steps) and the ratio to
 the PyTorch model's own forward pass (``model(token [1, B], state)``), all in the same run::
 
@@ -63,7 +63,7 @@ def main() -> None:
         engines = {
             "pytorch": pytorch,
             "torchscript": scripted,
-            "onnxruntime": OnnxRuntimeStep(folder / "step.onnx"),
+            "onnxruntime": OnnxRuntimeStep(folder / "step.onnx", threads=1),
         }
         for batch in (1, 32):
             state, _ = zero_state(model, batch)

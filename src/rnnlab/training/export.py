@@ -156,13 +156,19 @@ def export_onnx(model: nn.Module, path: str | Path) -> int:
 
 class OnnxRuntimeStep:
     """An exported ``.onnx`` step graph run by onnxruntime, called like the PyTorch graph:
-    ``logits, *state = step(token, *state)`` on CPU torch tensors."""
+    ``logits, *state = step(token, *state)`` on CPU torch tensors. ``threads``: onnxruntime's
+    intra-op threads (default: its own choice, one per core)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, threads: int | None = None):
         require_onnx()
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, token: Tensor, *state: Tensor) -> list[Tensor]:
