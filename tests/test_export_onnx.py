@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rnnlab.cli.main import main
+from rnnlab.errors import ConfigError
 from rnnlab.training.load import load_run
 
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
@@ -73,6 +74,20 @@ def test_onnx_export_of_a_trained_run_matches_pytorch(tmp_path, capsys, cell, st
         tokens.append(int(token))
         logits, *state = step(token, *state)
     assert prime + task.vocab.decode(torch.tensor(tokens)) == greedy
+
+
+def test_a_model_the_exporter_fails_on_is_a_config_error(tmp_path, monkeypatch):
+    """(The unitary cell's complex state is such a model; its real export takes 10 s.)"""
+    pytest.importorskip("onnxscript")
+    from rnnlab.models.language_model import LanguageModel
+    from rnnlab.training.export import export_onnx
+
+    def fail(*args, **kwargs):
+        raise torch.onnx.OnnxExporterError("no ONNX type for complex tensors")
+
+    monkeypatch.setattr(torch.onnx, "export", fail)
+    with pytest.raises(ConfigError, match="--format torchscript"):
+        export_onnx(LanguageModel(5, 3, 4, 1, "unitary"), tmp_path / "step.onnx")
 
 
 def test_missing_onnx_packages_are_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):

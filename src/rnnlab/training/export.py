@@ -149,6 +149,11 @@ def export_onnx(model: nn.Module, path: str | Path) -> int:
                 external_data=False,
                 verbose=False,
             )
+    except torch.onnx.OnnxExporterError as error:
+        raise ConfigError(
+            f"torch cannot export this model to ONNX ({type(error).__name__}; `rnnlab --debug` "
+            "shows why); --format torchscript may work"
+        ) from error
     finally:
         exporter_log.setLevel(level)
     return len(state)
