@@ -128,11 +128,6 @@ class Trainer:
             )
         self.task, self.config, self.run_dir = task, config, Path(run_dir)
         self.out = out or sys.stdout
-        self.tensorboard = (  # checked on every rank, written by rank 0 (in _log)
-            TensorBoardLog(self.run_dir / TENSORBOARD_DIRECTORY)
-            if getattr(config, "tensorboard", False)
-            else None
-        )
         device = resolve_device(config.device)
         self.dist = distributed.setup(device)  # one process unless launched by torchrun
         self.device = distributed.local_device(device, self.dist)
@@ -163,6 +158,11 @@ class Trainer:
         self.stop_requested = False
         self.last_eval: dict[str, float] = {}
         self.agreed_elapsed: float | None = None  # the ranks' mean clock (distributed runs)
+        self.tensorboard = (  # checked on every rank, written by rank 0 (in _log)
+            TensorBoardLog(self.run_dir / TENSORBOARD_DIRECTORY)
+            if getattr(config, "tensorboard", False)
+            else None
+        )
         if resume:
             self._restore(checkpoint.checkpoint_dir(self.run_dir, "last"))
             if self.dist.is_main:
