@@ -38,7 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export", help="export a trained language model as a one-step generation graph"
     )
     parser.add_argument("--run", required=True, metavar="DIR", help="run directory")
-    parser.add_argument("--format", choices=tuple(SUFFIXES), default="torchscript")
+    parser.add_argument(
+        "--format",
+        choices=tuple(SUFFIXES),
+        default="torchscript",
+        help="torchscript (default) or onnx (needs pip install 'rnnlab[onnx]')",
+    )
     parser.add_argument(
         "--out", metavar="FILE", help="where to write (DIR/model.step.pt or DIR/model.step.onnx)"
     )
