@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -58,6 +59,9 @@ def test_two_gloo_processes_match_one_process_and_resume_with_one(tmp_path, text
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     command += ["-m", "rnnlab", "train", "--data", str(text_file), "--max-steps", "6"]
     command += ["--out", str(two), *flags]
+    tensorboard = importlib.util.find_spec("tensorboard") is not None
+    if tensorboard:
+        command.append("--tensorboard")
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("run directory:") == 1  # only rank 0 prints
@@ -65,6 +69,8 @@ def test_two_gloo_processes_match_one_process_and_resume_with_one(tmp_path, text
     steps = sorted(p.name for p in (two / "checkpoints").iterdir() if p.name.startswith("step-"))
     assert steps == ["step-0000006"]  # exactly one checkpoint, written once (by rank 0)
     assert len(train_losses(two)) == 6  # one metrics line per step, not one per rank
+    if tensorboard:  # one event file, by rank 0
+        assert len(list((two / "tensorboard").iterdir())) == 1
 
     one = tmp_path / "one"
     train_in_process(one, text_file, 10)

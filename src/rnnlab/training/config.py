@@ -56,6 +56,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "sample_every": 250,
     "log_every": 50,
     "log_grad_flow": None,
+    "tensorboard": False,
     "recovery_patience": 5,
     "seed": 0,
     "device": "cpu",
@@ -78,7 +79,7 @@ POSITIVE_INTERVALS = (
 EXCLUSIVE = (("clip_norm", "clip_value"), ("max_steps", "max_minutes", "epochs"))
 """Groups of settings where giving one drops the defaults of the others (giving ``--max-steps``
 replaces a default time budget; ``--clip-value`` replaces a default ``--clip-norm``)."""
-RUN_ONLY = ("out", "resume", "device", "max_steps", "max_minutes", "epochs")
+RUN_ONLY = ("out", "resume", "device", "max_steps", "max_minutes", "epochs", "tensorboard")
 """Settings a resumed run may change; every other one must stay as the run was started."""
 
 
@@ -123,6 +124,12 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--log-every", type=int, help="log training metrics every N steps (50)")
     g.add_argument(
         "--log-grad-flow", type=int, metavar="EVERY", help="log dL_T/dh_t every N steps (off)"
+    )
+    g.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also write the metrics as TensorBoard event files into RUN/tensorboard",
     )
     g.add_argument("--seed", type=int, help="random seed (0)")
     g.add_argument("--device", help="cpu, cuda, cuda:1, ... (cpu)")

@@ -46,6 +46,8 @@ from rnnlab.training.gradients import GradientMonitor
 from rnnlab.training.recovery import NonFiniteGuard
 from rnnlab.training.regularization import after_update, weight_noise
 from rnnlab.training.schedules import lr_factor
+from rnnlab.training.tensorboard_log import DIRECTORY as TENSORBOARD_DIRECTORY
+from rnnlab.training.tensorboard_log import TensorBoardLog
 
 
 def resolve_device(name: str) -> torch.device:
@@ -164,6 +166,11 @@ class Trainer:
         self.stop_requested = False
         self.last_eval: dict[str, float] = {}
         self.agreed_elapsed: float | None = None  # the ranks' mean clock (distributed runs)
+        self.tensorboard = (  # checked on every rank, written by rank 0 (in _log)
+            TensorBoardLog(self.run_dir / TENSORBOARD_DIRECTORY)
+            if getattr(config, "tensorboard", False)
+            else None
+        )
         if resume:
             self._restore(checkpoint.checkpoint_dir(self.run_dir, "last"))
             if self.dist.is_main:
@@ -217,12 +224,14 @@ class Trainer:
                 f"interrupted at step {self.step}; saved. Continue with: "
                 f"rnnlab train --resume {self.run_dir}"
             )
+            self._close_logs()
             return last_eval
         if not last_eval or last_eval.get("step") != self.step:
             last_eval = self._validate(None)
         if self.step % self.config.sample_every != 0:
             self._print_sample(None)
         self._print(self._summary(last_eval))
+        self._close_logs()
         return last_eval
 
     def _run_epoch(self, bar: tqdm, batches: Iterator[Any]) -> bool:
@@ -498,6 +507,12 @@ class Trainer:
         record = {"step": self.step, "epoch": self.epoch, "time": self._elapsed_now(), **record}
         with open(self.run_dir / checkpoint.METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
+
+    def _close_logs(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def _print(self, text: str, bar: tqdm | None = None) -> None:
         if not self.dist.is_main:
