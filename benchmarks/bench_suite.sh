@@ -43,3 +43,7 @@ bench copy --model tcn --budget-minutes 5
 
 # echo state network on Mackey-Glass, readout fitted in closed form (seconds), three reservoirs
 for seed in 0 1 2; do bench mackey-glass --seed "$seed"; done
+
+# session 2: chrono initialisation (Tallec and Ollivier 2018), 60 minutes each, at the papers' sizes
+bench copy --cell lstm --cell-option chrono=1020 --schedule cosine --budget-minutes 60
+bench adding --cell gru --cell-option chrono=600 --schedule cosine --budget-minutes 60
