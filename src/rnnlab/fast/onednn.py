@@ -32,9 +32,14 @@ REORDER_STEPS = 8  # fewer steps: torch's products (see StepWeight)
 MIN_ROWS = 64  # fewer rows in a whole-sequence product: torch's (oneDNN reorders the weight)
 
 
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+
+
 def uses_onednn(*tensors: Tensor) -> bool:
-    """True when the products of these tensors go through oneDNN."""
-    if _LINEAR is None or os.environ.get("RNNLAB_ONEDNN", "1") == "0":
+    """True when the products of these tensors go through oneDNN (never while a graph is being
+    traced or exported: there the plain product keeps the batch size symbolic)."""
+    if _LINEAR is None or os.environ.get("RNNLAB_ONEDNN", "1") == "0" or _tracing():
         return False
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
