@@ -30,6 +30,25 @@ def data_dir() -> Path:
 torch.set_num_threads(1)
 
 
+TINY_TEXT = "the quick brown fox jumps over the lazy dog.\n" * 12  # 540 characters
+
+
+@pytest.fixture
+def text_file(tmp_path) -> Path:
+    """A 540-character corpus for tiny language-model runs (a module may override it)."""
+    path = tmp_path / "text.txt"
+    path.write_text(TINY_TEXT)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Every test starts on one thread, also after a test (e.g. `--threads N`) changed it."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -10,15 +10,6 @@ from rnnlab.errors import DataError
 from rnnlab.models.language_model import LanguageModel
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_streams_are_contiguous_and_targets_shifted():
     data = torch.arange(103)
     batches = StreamBatches(data, batch_size=4, seq_len=7)  # streams of 25 tokens

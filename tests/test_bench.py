@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from rnnlab import tasks
 from rnnlab.bench.entries import ENTRIES, get_entry
@@ -23,15 +22,6 @@ ALL = (
     "adding copy parity order selective-copy seq-mnist pmnist jsb nottingham piano muse "
     "ptb-char shakespeare mackey-glass"
 ).split()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and a shared machine is not oversubscribed)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_every_benchmark_of_the_issue_is_registered_on_a_real_task():

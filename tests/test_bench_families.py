@@ -16,14 +16,6 @@ from rnnlab.training.config import make_config
 TINY_ESN = {"hidden": 30, "series_length": 600, "washout": 50}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_tcn_sequence_model_is_causal_and_reads_the_last_valid_step():
     torch.manual_seed(0)
     model = TCNSequenceModel(3, channels=6, levels=3, output_size=2, kernel_size=3).eval()

@@ -17,15 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TEXT = "It is a truth universally acknowledged, that a single man in possession.\n" * 20
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def text_file(tmp_path):
     path = tmp_path / "text.txt"

@@ -20,25 +20,9 @@ from rnnlab.errors import ConfigError
 from rnnlab.training import Trainer, make_config
 from rnnlab.training.curriculum import Curriculum
 
-TEXT = "the quick brown fox jumps over the lazy dog.\n" * 12  # 540 characters
 SYNTHETIC = ("adding", "copy", "parity", "order", "selective-copy")
 EXTRA_STEPS = {"adding": 0, "copy": 20, "parity": 0, "order": 0, "selective-copy": 8}
 """Input steps beyond ``--length`` (copy: 10 data + 10 markers; selective-copy: 8 markers)."""
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text(TEXT)
-    return path
 
 
 def lm_config(text_file, **kw):
@@ -387,7 +371,7 @@ def test_a_task_without_curriculum_refuses_the_flag(tmp_path, data_dir, capsys):
 
 def test_two_gloo_processes_follow_the_one_process_curriculum(tmp_path, text_file):
     """Every rank draws the same chunk lengths and keeps the same stream position."""
-    text_file.write_text(TEXT * 4)
+    text_file.write_text(text_file.read_text() * 4)
     settings = ["--hidden", "12", "--embed", "6", "--seq-len", "8", "--batch-size", "4"]
     settings += ["--log-every", "1", "--eval-every", "3", "--max-steps", "6"]
     settings += ["--curriculum", "step", "--curriculum-start", "2", "--curriculum-every", "2"]

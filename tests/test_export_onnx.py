@@ -15,14 +15,6 @@ TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
 TINY = ["--hidden", "8", "--embed", "4", "--seq-len", "8", "--batch-size", "4", "--layers", "2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize(
     "cell, states",
     [

@@ -13,15 +13,6 @@ T, B = 6, 3
 LENGTHS = torch.tensor([6, 2, 4])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny kernels on a shared, loaded machine run far faster without intra-op threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def cell(name="lstm", input_size=4, hidden_size=5, **kwargs):
     return rnnlab.cells.create(
         name, input_size=input_size, hidden_size=hidden_size, **kwargs

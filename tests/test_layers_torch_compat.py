@@ -31,15 +31,6 @@ T, B, F, H = 7, 4, 5, 6  # steps, batch, input features, hidden
 LENGTHS = torch.tensor([7, 3, 5, 1])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny kernels on a shared, loaded machine run far faster without intra-op threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_pair(kind, kwargs, dtype=torch.float64, fast=True):
     ours, theirs = PAIRS[kind]
     return (

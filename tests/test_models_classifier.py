@@ -6,15 +6,6 @@ import torch
 from rnnlab.models import SequenceClassifier, SequenceTagger
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and avoids oversubscribing a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _batch(steps=7, batch=6, vocab=12):
     tokens = torch.randint(3, vocab, (steps, batch))
     lengths = torch.tensor([7, 5, 3, 1, 6, 2])

@@ -1,19 +1,9 @@
 """RecurrentEncoder: the layers' reference loop, stacked and bidirectional, with lengths."""
 
-import pytest
 import torch
 
 from rnnlab.layers import unroll
 from rnnlab.models import RecurrentEncoder
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and avoids oversubscribing a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_bidirectional_stack_equals_reference_unrolls():

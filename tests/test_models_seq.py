@@ -7,16 +7,6 @@ import torch
 from rnnlab.models import ConditionalGenerator, Seq2Seq
 from rnnlab.models.decoder import EOS
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and avoids oversubscribing a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 VOCAB = 10
 
 

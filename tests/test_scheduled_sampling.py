@@ -10,15 +10,6 @@ from rnnlab.models import ConditionalGenerator
 from rnnlab.training.scheduled_sampling import ScheduledSampling
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and avoids oversubscribing a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("step", [0, 1, 10, 500, 5000, 20000])
 def test_schedules_match_their_formulas(step):
     assert ScheduledSampling("teacher").probability(step) == 1.0

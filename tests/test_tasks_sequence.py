@@ -12,16 +12,6 @@ from rnnlab.data.vocabulary import Vocabulary
 from rnnlab.training.config import make_config
 from rnnlab.training.trainer import Trainer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and avoids oversubscribing a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = {"hidden": 8, "embed": 8, "batch_size": 16, "eval_every": 1000, "sample_every": 1000}
 
 

@@ -6,19 +6,10 @@ import json
 import sys
 
 import pytest
-import torch
 
 from rnnlab.cli.main import main
 
 TINY = ["--hidden", "8", "--embed", "4", "--seq-len", "8", "--batch-size", "4"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _train(tmp_path, *extra: str) -> int:

@@ -19,24 +19,6 @@ from rnnlab.training.clipping import clip_gradients
 from rnnlab.training.recovery import TrainingDiverged
 from rnnlab.training.schedules import lr_factor
 
-TEXT = "the quick brown fox jumps over the lazy dog.\n" * 12  # 540 characters
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text(TEXT)
-    return path
-
 
 def tiny(text_file, **kw):
     settings = dict(

@@ -15,14 +15,6 @@ from rnnlab.training import Trainer, make_config
 from rnnlab.training.load import load_run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _train(task: str, run_dir, data_dir, **settings):
     config = make_config(
         task,
