@@ -44,12 +44,7 @@ CONFIGS: dict[str, dict] = {
     "ar-tar": {"ar": 2.0, "tar": 1.0},
     "spectral-norm": {"spectral_norm": 1.0},
     "tied+dropout": {"dropout": 0.5, "tie_weights": True},
-    "tuned": {
-        "dropout": 0.4,
-        "embedding_dropout": 0.1,
-        "tie_weights": True,
-        "schedule": "cosine",
-    },
+    "tuned": {"dropout": 0.3, "tie_weights": True, "lr": 5e-3, "schedule": "cosine"},
 }
 """Name -> the regularisation settings it adds to the shared model."""
 

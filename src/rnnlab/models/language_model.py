@@ -158,6 +158,10 @@ class LanguageModel(nn.Module):
             )
         self.tie_weights = tie_weights
         if tie_weights:  # only a bias: the weight is embedding.weight (one tensor in state_dict)
+            # The shared matrix is also the output layer: nn.Embedding's N(0, 1) would start the
+            # logits with a standard deviation of about sqrt(hidden) / 2, so it starts small, as
+            # in Zaremba et al. and Press and Wolf.
+            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
             self.decoder_bias = nn.Parameter(torch.zeros(vocab_size))
         else:
             self.decoder = nn.Linear(size, vocab_size)
