@@ -2,6 +2,13 @@
 
 These are the kernels behind torch.nn.LSTM/GRU/RNN. rnnlab calls them whenever a cell (or a
 stack of cells) computes exactly what they compute, so plain cells run at torch's own speed.
+
+Variable lengths: on a GPU, a PackedSequence goes to cuDNN's packed kernel, as in torch. On the
+CPU, torch's packed kernel is a per-step loop whose backward slices the whole packed input at
+every step (time quadratic in the length), so a unidirectional batch with ``lengths`` runs as
+segments instead: the sequences sorted by length, the padded oneDNN kernel over the steps up to
+the shortest length for all of them, then on from that state over the next segment for those
+still running, and so on (one kernel call per distinct length).
 """
 
 from __future__ import annotations
@@ -47,6 +54,10 @@ def run_kernel(
         (each sequence's state at its own last valid step).
     """
     kernel = _KERNELS[mode]
+    if lengths is not None and x.device.type == "cpu" and not bidirectional:
+        return _run_segments(
+            mode, flat_weights, x, hx, lengths, num_layers, dropout, training, has_bias
+        )
     if lengths is None:
         out = kernel(
             x, hx, flat_weights, has_bias, num_layers, dropout, training, bidirectional, False
@@ -58,6 +69,64 @@ def run_kernel(
     )
     y, _ = pad_packed_sequence(out, total_length=x.shape[0])
     return y, hx
+
+
+def _run_segments(
+    mode: str,
+    flat_weights: list[Tensor],
+    x: Tensor,
+    hx: TorchState,
+    lengths: Tensor,
+    num_layers: int,
+    dropout: float,
+    training: bool,
+    has_bias: bool,
+) -> tuple[Tensor, TorchState]:
+    """:func:`run_kernel` with ``lengths``, unidirectional: one padded-kernel call per distinct
+    length over the sequences still running (see the module docstring)."""
+    kernel = _KERNELS[mode]
+    steps, batch = x.shape[:2]
+    order = torch.argsort(lengths.cpu(), descending=True, stable=True).to(x.device)
+    ends = lengths.cpu()[order.cpu()].tolist()  # longest first
+    x, state = x.index_select(1, order), _batch_select(hx, order)
+    outputs, finished, start, active = [], [], 0, batch
+    for end in sorted(set(ends)):
+        out = kernel(
+            x[start:end, :active],
+            state,
+            flat_weights,
+            has_bias,
+            num_layers,
+            dropout,
+            training,
+            False,
+            False,
+        )
+        y, state = out[0], (out[1] if mode != "LSTM" else (out[1], out[2]))
+        if active < batch:  # the sequences that ended earlier output zeros
+            y = torch.cat([y, y.new_zeros(end - start, batch - active, y.shape[2])], dim=1)
+        outputs.append(y)
+        running = sum(1 for n in ends if n > end)
+        finished.append(_batch_slice(state, running, active))
+        state, start, active = _batch_slice(state, 0, running), end, running
+    if start < steps:
+        outputs.append(y.new_zeros(steps - start, batch, y.shape[2]))
+    final = _cat_batch(finished[::-1])  # shortest sequences ended first, and sit last
+    unorder = torch.empty_like(order)
+    unorder[order] = torch.arange(batch, device=order.device)
+    return torch.cat(outputs).index_select(1, unorder), _batch_select(final, unorder)
+
+
+def _batch_slice(hx: TorchState, begin: int, end: int) -> TorchState:
+    if isinstance(hx, Tensor):
+        return hx[:, begin:end]
+    return tuple(h[:, begin:end] for h in hx)
+
+
+def _cat_batch(parts: list[TorchState]) -> TorchState:
+    if isinstance(parts[0], Tensor):
+        return torch.cat(parts, dim=1)
+    return tuple(torch.cat(p, dim=1) for p in zip(*parts))
 
 
 def run_kernel_packed(
