@@ -45,6 +45,7 @@ CONFIGS: dict[str, dict] = {
     "spectral-norm": {"spectral_norm": 1.0},
     "tied+dropout": {"dropout": 0.5, "tie_weights": True},
     "tuned": {"dropout": 0.3, "tie_weights": True, "lr": 5e-3, "schedule": "cosine"},
+    "adaptive": {"adaptive_softmax": [2000], "dropout": 0.35, "lr": 5e-3, "schedule": "cosine"},
 }
 """Name -> the regularisation settings it adds to the shared model."""
 
@@ -54,13 +55,15 @@ PUBLISHED = (
 )
 
 
-def run(name: str, minutes: float, data_dir: str | None, seed: int) -> dict:
+def run(
+    name: str, minutes: float, data_dir: str | None, seed: int, eval_every: int | None = None
+) -> dict:
     with tempfile.TemporaryDirectory() as out:
         config = make_config(
             "wordlm",
             data_dir=data_dir,
             max_minutes=minutes,
-            eval_every=10**9,
+            eval_every=eval_every or 10**9,
             sample_every=10**9,
             seed=seed,
             out=out,
@@ -105,6 +108,9 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=3.0, help="training budget per config")
     parser.add_argument("--data-dir", default=None, help="folder with ptb/ptb.*.txt")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--eval-every", type=int, help="also validate every N steps and print it (default: off)"
+    )
     parser.add_argument("--json", help="write the result(s) to this file")
     parser.add_argument("--table", nargs="+", metavar="JSON", help="print the table of results")
     args = parser.parse_args()
@@ -120,7 +126,7 @@ def main() -> int:
     if args.config is None or (args.config != "all" and args.config not in CONFIGS):
         parser.error(f"--config must be one of {', '.join(CONFIGS)}, or all")
     names = list(CONFIGS) if args.config == "all" else [args.config]
-    results = [run(name, args.minutes, args.data_dir, args.seed) for name in names]
+    results = [run(n, args.minutes, args.data_dir, args.seed, args.eval_every) for n in names]
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))

@@ -41,6 +41,19 @@ def text_file(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture
+def tiny_ptb(data_dir, monkeypatch):
+    """The real PTB files (their checksums are verified), of which the ``wordlm`` task sees a
+    tiny slice: the first 3,000 training words as train, and parts of them as valid and test."""
+    import rnnlab.tasks.wordlm as wordlm
+    from rnnlab.data.ptb import load_ptb_words
+
+    train = load_ptb_words("train", data_dir)[:3000]
+    slices = {"train": train, "valid": train[:400], "test": train[400:800]}
+    monkeypatch.setattr(wordlm, "load_ptb_words", lambda split, data_dir=None: slices[split])
+    return data_dir
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Every test starts on one thread, also after a test (e.g. `--threads N`) changed it."""

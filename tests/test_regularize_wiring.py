@@ -170,18 +170,6 @@ def test_model_regularisers_refused_by_tasks_that_do_not_build_them():
         make_config("sst-tree", zoneout_cell=0.2)
 
 
-@pytest.fixture
-def tiny_ptb(data_dir, monkeypatch):
-    """The real files (their checksums are verified), of which the task sees a tiny slice: the
-    first 3,000 training words as train, and parts of them as valid and test."""
-    import rnnlab.tasks.wordlm as wordlm
-
-    train = load_ptb_words("train", data_dir)[:3000]
-    slices = {"train": train, "valid": train[:400], "test": train[400:800]}
-    monkeypatch.setattr(wordlm, "load_ptb_words", lambda split, data_dir=None: slices[split])
-    return data_dir
-
-
 def test_ptb_words_and_vocabulary(data_dir):
     words = load_ptb_words("valid", data_dir)
     assert len(words) == 73_760 and words.count(EOS) == 3_370

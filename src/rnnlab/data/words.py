@@ -1,8 +1,10 @@
-"""A word vocabulary: each distinct word with an integer id, in order of first appearance."""
+"""A word vocabulary: each distinct word with an integer id, in order of first appearance or
+(``by_frequency``) most frequent first."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,6 +27,13 @@ class WordVocabulary:
     @classmethod
     def from_words(cls, words: Iterable[str]) -> WordVocabulary:
         return cls(words)
+
+    @classmethod
+    def by_frequency(cls, words: Iterable[str]) -> WordVocabulary:
+        """Ids in order of decreasing count, ties in order of first appearance (an adaptive
+        softmax puts the lowest ids in its head)."""
+        counts = Counter(words)  # keeps first-appearance order, and sorted() is stable
+        return cls(sorted(counts, key=counts.__getitem__, reverse=True))
 
     def __len__(self) -> int:
         return len(self.words)

@@ -1,6 +1,10 @@
 """A token-level (e.g. character-level) recurrent language model.
 
-    embedding -> dropout -> [recurrent layer -> dropout] x layers -> linear decoder
+    embedding -> dropout -> [recurrent layer -> dropout] x layers -> decoder
+
+The decoder is a linear layer with a softmax over the vocabulary, or with ``adaptive_softmax``
+(Grave et al. 2017) a frequent-word head and smaller tail clusters; ids must then be in order of
+frequency, most frequent first.
 
 Every layer is a :class:`rnnlab.layers.Recurrent` around any registered cell (``--cell``), so
 plain LSTM/GRU/RNN layers run on torch's fused kernels, variants on their fused paths and every
@@ -24,9 +28,15 @@ Regularisers (all off by default; see docs/regularize.md):
 * ``tie_weights``: the decoder uses the embedding matrix (Press and Wolf 2017; Inan et al.
   2017); needs ``embed == hidden``.
 
+``adaptive_softmax=(c_1, ..., c_n)`` (increasing cutoffs, ``0 < c_i < V``): tokens ``0 .. c_1 -
+1`` share a head softmax with one entry per tail cluster ``[c_i, c_{i+1})``, and each cluster
+projects to ``hidden / 4**i`` units first (:class:`torch.nn.AdaptiveLogSoftmaxWithLoss`). The
+loss is the exact negative log-likelihood, without computing the logits of the rare words; the
+forward pass returns full log-probabilities (which serve as logits for sampling and export).
+
 =========  ==============================================
 tokens     ``[T, B]`` long, time first
-logits     ``[T, B, V]``
+logits     ``[T, B, V]`` (log-probabilities with ``adaptive_softmax``)
 state      list with one cell state per layer (``None``: zeros)
 =========  ==============================================
 """
@@ -35,6 +45,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -71,6 +82,7 @@ class LanguageModel(nn.Module):
             zoneout_hidden: probabilities in ``[0, 1)`` (see above).
         ar, tar, recurrent_l2, omega: non-negative penalty weights.
         tie_weights: share the embedding matrix with the decoder.
+        adaptive_softmax: cutoffs of an adaptive softmax decoder (None: a full softmax).
         **cell_kwargs: passed to every cell (``forget_bias=...``).
     """
 
@@ -94,6 +106,7 @@ class LanguageModel(nn.Module):
         recurrent_l2: float = 0.0,
         omega: float = 0.0,
         tie_weights: bool = False,
+        adaptive_softmax: Sequence[int] | None = None,
         **cell_kwargs: Any,
     ):
         super().__init__()
@@ -157,7 +170,22 @@ class LanguageModel(nn.Module):
                 f"tied embeddings need the last layer's output ({size}) to equal --embed ({embed})"
             )
         self.tie_weights = tie_weights
-        if tie_weights:  # only a bias: the weight is embedding.weight (one tensor in state_dict)
+        self.adaptive = None
+        if adaptive_softmax:
+            if tie_weights:
+                raise ConfigError(
+                    "--adaptive-softmax has its own output matrices and cannot share the "
+                    "embedding; give --adaptive-softmax or --tie-weights, not both"
+                )
+            cutoffs = check_cutoffs(adaptive_softmax, vocab_size)
+            if size // 4 ** len(cutoffs) == 0:
+                raise ConfigError(
+                    f"an adaptive softmax with {len(cutoffs)} tail cluster(s) projects the last "
+                    f"one to {size} // 4**{len(cutoffs)} = 0 units; give fewer cutoffs or a "
+                    "larger --hidden"
+                )
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(size, vocab_size, cutoffs)
+        elif tie_weights:  # only a bias: the weight is embedding.weight (one tensor in state_dict)
             # The shared matrix is also the output layer: nn.Embedding's N(0, 1) would start the
             # logits with a standard deviation of about sqrt(hidden) / 2, so it starts small, as
             # in Zaremba et al. and Press and Wolf.
@@ -173,14 +201,15 @@ class LanguageModel(nn.Module):
 
     def forward(self, tokens: Tensor, state: list | None = None) -> tuple[Tensor, list]:
         """``tokens [T, B]`` -> ``(logits [T, B, V], state per layer)``."""
-        logits, states, _, _ = self._run(tokens, state)
-        return logits, states
+        states, _, dropped = self._run(tokens, state)
+        return self._decode(dropped), states
 
     def _run(
         self, tokens: Tensor, state: list | None, runs: list | None = None
-    ) -> tuple[Tensor, list, Tensor, Tensor]:
-        """Logits, states, and the last layer's output before and after dropout. With ``runs``
-        (a list), the layers run on the reference loop and append ``(cell, Trajectory)``."""
+    ) -> tuple[list, Tensor, Tensor]:
+        """``(states, raw, dropped)``: the states per layer, and the last layer's output before
+        and after dropout (``dropped [T, B, H]`` is what the decoder reads). With ``runs`` (a
+        list), the layers run on the reference loop and append ``(cell, Trajectory)``."""
         x = embedding_dropout(self.embedding, tokens, self.embedding_dropout, self.training)
         x = self.dropout(x)
         states = []
@@ -195,9 +224,12 @@ class LanguageModel(nn.Module):
                 runs.append((layer.cell, run))
             x = self.dropout(raw)
             states.append(layer_state)
-        return self._decode(x), states, raw, x
+        return states, raw, x
 
     def _decode(self, x: Tensor) -> Tensor:
+        """``[T, B, H]`` -> logits ``[T, B, V]``."""
+        if self.adaptive is not None:
+            return self.adaptive.log_prob(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], -1)
         if self.tie_weights:
             return F.linear(x, self.embedding.weight, self.decoder_bias)
         return self.decoder(x)
@@ -219,8 +251,12 @@ class LanguageModel(nn.Module):
         on.
         """
         runs = [] if self.training and self.omega else None
-        logits, state, raw, dropped = self._run(tokens, state, runs)
-        loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
+        state, raw, dropped = self._run(tokens, state, runs)
+        if self.adaptive is not None:
+            loss = self.adaptive(dropped.reshape(-1, dropped.shape[-1]), targets.reshape(-1)).loss
+        else:
+            logits = self._decode(dropped)
+            loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
         if not self.training:
             return loss, state
         total = loss + self.penalty(raw, dropped)
@@ -284,6 +320,18 @@ class LanguageModel(nn.Module):
             logits, state = self(token.view(1, 1), state)
         self.train(was_training)
         return out.cpu()
+
+
+def check_cutoffs(cutoffs: Sequence[int], vocab_size: int) -> list[int]:
+    """The adaptive-softmax cutoffs as a list; a ConfigError unless they increase strictly
+    within ``(0, vocab_size)``."""
+    cutoffs = [int(c) for c in cutoffs]
+    if any(c <= 0 or c >= vocab_size for c in cutoffs) or cutoffs != sorted(set(cutoffs)):
+        raise ConfigError(
+            f"--adaptive-softmax cutoffs must increase strictly between 0 and the vocabulary "
+            f"size {vocab_size}, got {','.join(map(str, cutoffs))}; e.g. 2000 or 2000,6000"
+        )
+    return cutoffs
 
 
 def check_omega_cell(layer_cell: nn.Module, name: str) -> None:

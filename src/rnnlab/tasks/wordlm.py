@@ -5,7 +5,9 @@ the cache, or downloaded with checksums (:mod:`rnnlab.data.ptb`); ``<eos>`` ends
 giving 929,589 / 73,760 / 82,430 tokens and a vocabulary of 10,000 words. Everything else is
 :class:`~rnnlab.tasks.charlm.CharLM`'s: truncated BPTT over ``--batch-size`` contiguous streams,
 the :class:`~rnnlab.models.language_model.LanguageModel`, the regularisation flags, plus
-``--tie-weights``. Reports the loss in nats per word and the perplexity ``exp(loss)``.
+``--tie-weights`` and ``--adaptive-softmax`` (word ids are in order of frequency, most frequent
+first, so that the head of an adaptive softmax holds the frequent words). Reports the loss in
+nats per word and the perplexity ``exp(loss)``.
 
 Defaults are the shape of Zaremba et al.'s small model (2 x 200 LSTM, 35 steps, 20 streams,
 gradient norm clipped at 5), trained with Adam.
@@ -16,6 +18,7 @@ sha256 and token counts of the three files).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -30,6 +33,16 @@ from rnnlab.errors import CheckpointError, DataError
 from rnnlab.tasks.base import Task, register
 from rnnlab.tasks.charlm import DATA, VOCAB, CharLM
 from rnnlab.training.curriculum import build_curriculum
+
+
+def parse_cutoffs(text: str) -> list[int]:
+    """``"2000,6000"`` -> ``[2000, 6000]`` (argparse type of ``--adaptive-softmax``)."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated word counts such as 2000,6000, got {text!r}"
+        ) from None
 
 
 @register("wordlm")
@@ -58,6 +71,14 @@ class WordLM(CharLM):
             default=False,
             help="wordlm: the output layer shares the embedding matrix (needs --embed = --hidden)",
         )
+        parser.add_argument(
+            "--adaptive-softmax",
+            metavar="CUTOFFS",
+            type=parse_cutoffs,
+            default=None,
+            help="wordlm: an adaptive softmax decoder with these cutoffs, e.g. 2000 or 2000,6000 "
+            "(word ids are most frequent first; not with --tie-weights)",
+        )
 
     def __init__(self, config, run_dir: Path | None = None):
         Task.__init__(self, config, run_dir)
@@ -71,7 +92,7 @@ class WordLM(CharLM):
                 raise CheckpointError(f"{run_dir} has no {VOCAB}; it is not a wordlm run")
             self.vocab = WordVocabulary.load(path)
         else:
-            self.vocab = WordVocabulary.from_words(self.words("train"))
+            self.vocab = WordVocabulary.by_frequency(self.words("train"))
             self._train_batches()  # too little text is an error before the run starts
             self.ids("valid")
 
@@ -114,7 +135,12 @@ class WordLM(CharLM):
             raise DataError(f"the PTB files changed since {self.run_dir} started; start a new run")
 
     def model_options(self) -> dict[str, Any]:
-        return {**super().model_options(), "tie_weights": self.config.tie_weights}
+        c = self.config
+        return {
+            **super().model_options(),
+            "tie_weights": c.tie_weights,
+            "adaptive_softmax": getattr(c, "adaptive_softmax", None),
+        }
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         """Loss in nats per word over the whole split and its perplexity."""
