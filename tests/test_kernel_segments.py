@@ -75,3 +75,37 @@ def test_cpu_lengths_never_take_the_packed_loop(monkeypatch):
     hx = tuple(h.float() for h in _state("LSTM", 1, 3, 7))
     y, _ = run_kernel("LSTM", weights, torch.randn(6, 3, 5), hx, torch.tensor([6, 2, 4]))
     assert y.shape == (6, 3, 7) and bool((y[2:, 1] == 0).all()) and bool((y[4:, 2] == 0).all())
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_drop_in_layer_on_a_packed_sequence_matches_torch(mode, monkeypatch):
+    import rnnlab
+
+    torch.manual_seed(0)
+    reference = getattr(torch.nn, mode)(5, 7, num_layers=2).double()
+    ours = getattr(rnnlab, mode)(5, 7, num_layers=2).double()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(9, 4, 5, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor([4, 9, 1, 6]), enforce_sorted=False)
+    expected, expected_hn = reference(packed)
+    monkeypatch.setitem(torch_kernels._KERNELS, mode, _padded_only(torch_kernels._KERNELS[mode]))
+    out, hn = ours(packed)
+    assert torch.equal(out.batch_sizes, expected.batch_sizes)
+    assert torch.equal(out.sorted_indices, expected.sorted_indices)
+    torch.testing.assert_close(out.data, expected.data, rtol=1e-12, atol=1e-12)
+    for a, b in zip(_leaves(hn), _leaves(expected_hn)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    (out.data.sum() + sum(h.sum() for h in _leaves(hn))).backward()
+    (expected.data.sum() + sum(h.sum() for h in _leaves(expected_hn))).backward()
+    for (name, p), q in zip(ours.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def _padded_only(kernel):
+    """``kernel`` refusing the packed signature (its second argument is then batch_sizes)."""
+
+    def call(x, second, *rest):
+        assert not (isinstance(second, torch.Tensor) and second.dim() == 1), "packed kernel"
+        return kernel(x, second, *rest)
+
+    return call

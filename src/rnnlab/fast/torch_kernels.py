@@ -5,10 +5,11 @@ stack of cells) computes exactly what they compute, so plain cells run at torch'
 
 Variable lengths: on a GPU, a PackedSequence goes to cuDNN's packed kernel, as in torch. On the
 CPU, torch's packed kernel is a per-step loop whose backward slices the whole packed input at
-every step (time quadratic in the length), so a unidirectional batch with ``lengths`` runs as
-segments instead: the sequences sorted by length, the padded oneDNN kernel over the steps up to
-the shortest length for all of them, then on from that state over the next segment for those
-still running, and so on (one kernel call per distinct length).
+every step (time quadratic in the length), so a unidirectional batch with ``lengths`` (or a
+PackedSequence, padded first) runs as segments instead: the sequences sorted by length, the
+padded oneDNN kernel over the steps up to the shortest length for all of them, then on from that
+state over the next segment for those still running, and so on (one kernel call per distinct
+length).
 """
 
 from __future__ import annotations
@@ -117,6 +118,17 @@ def _run_segments(
     return torch.cat(outputs).index_select(1, unorder), _batch_select(final, unorder)
 
 
+def _repack(y: Tensor, like: PackedSequence) -> PackedSequence:
+    """Padded ``y [T, B, H]`` (caller's batch order) as a PackedSequence laid out like ``like``."""
+    if like.sorted_indices is not None:
+        y = y.index_select(1, like.sorted_indices)
+    sizes = like.batch_sizes.to(y.device)
+    valid = torch.arange(y.shape[1], device=y.device) < sizes.unsqueeze(1)  # [T, B], sorted
+    return PackedSequence(
+        y[: len(sizes)][valid], like.batch_sizes, like.sorted_indices, like.unsorted_indices
+    )
+
+
 def _batch_slice(hx: TorchState, begin: int, end: int) -> TorchState:
     if isinstance(hx, Tensor):
         return hx[:, begin:end]
@@ -145,6 +157,12 @@ def run_kernel_packed(
     ``hx`` and the returned state are in the caller's batch order (not the packed, sorted one);
     the output PackedSequence has the input's ``batch_sizes`` and index permutations.
     """
+    if packed.data.device.type == "cpu" and not bidirectional:
+        x, lengths = pad_packed_sequence(packed)  # the caller's batch order
+        y, hidden = _run_segments(
+            mode, flat_weights, x, hx, lengths, num_layers, dropout, training, has_bias
+        )
+        return _repack(y, packed), hidden
     order, unorder = packed.sorted_indices, packed.unsorted_indices
     if order is not None:
         hx = _batch_select(hx, order)
