@@ -54,6 +54,19 @@ def tiny_ptb(data_dir, monkeypatch):
     return data_dir
 
 
+@pytest.fixture
+def tiny_wordlm(tiny_ptb):
+    """``make(**flags)``: the configuration of a 12-step ``wordlm`` run on ``tiny_ptb``."""
+    from rnnlab.training import make_config
+
+    def make(**flags):
+        sizes = {"hidden": 16, "embed": 16, "seq_len": 10, "batch_size": 4}
+        steps = {"max_steps": 12, "eval_every": 6, "sample_every": 1000}
+        return make_config("wordlm", data_dir=str(tiny_ptb), **{**sizes, **steps, **flags})
+
+    return make
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Every test starts on one thread, also after a test (e.g. `--threads N`) changed it."""

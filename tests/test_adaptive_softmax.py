@@ -15,7 +15,7 @@ from rnnlab import tasks
 from rnnlab.data.words import WordVocabulary
 from rnnlab.errors import ConfigError
 from rnnlab.models.language_model import LanguageModel
-from rnnlab.training import Trainer, make_config
+from rnnlab.training import Trainer
 from rnnlab.training.export import export_torchscript, zero_state
 from rnnlab.training.load import load_run
 
@@ -102,20 +102,8 @@ def test_cli_parses_cutoffs_and_rejects_words(capsys):
     assert "comma-separated word counts" in capsys.readouterr().err
 
 
-def test_wordlm_trains_resumes_and_samples_with_adaptive_softmax(tiny_ptb, tmp_path):
-    config = make_config(
-        "wordlm",
-        data_dir=str(tiny_ptb),
-        hidden=32,
-        embed=16,
-        seq_len=10,
-        batch_size=4,
-        max_steps=12,
-        eval_every=6,
-        sample_every=1000,
-        adaptive_softmax=[20, 200],
-        out=str(tmp_path),
-    )
+def test_wordlm_trains_resumes_and_samples_with_adaptive_softmax(tiny_wordlm, tmp_path):
+    config = tiny_wordlm(hidden=32, adaptive_softmax=[20, 200], out=str(tmp_path))
     task = tasks.create("wordlm", config)
     counts = {}
     for word in task.words("train"):

@@ -180,18 +180,9 @@ def test_ptb_words_and_vocabulary(data_dir):
         vocab.encode(["zzzqqq"])
 
 
-def test_wordlm_trains_with_regularisers_and_reports_perplexity(tiny_ptb, tmp_path):
+def test_wordlm_trains_with_regularisers_and_reports_perplexity(tiny_wordlm, tmp_path):
     torch.manual_seed(0)
-    config = make_config(
-        "wordlm",
-        data_dir=str(tiny_ptb),
-        hidden=16,
-        embed=16,
-        seq_len=10,
-        batch_size=4,
-        max_steps=12,
-        eval_every=6,
-        sample_every=1000,
+    config = tiny_wordlm(
         tie_weights=True,
         variational_dropout=0.2,
         weight_drop=0.2,
