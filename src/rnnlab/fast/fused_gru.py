@@ -1,6 +1,7 @@
 """Fused unrolling of GRU variants (layer norm, batch norm, weight norm) with backward through
-time written by hand; same design as :mod:`rnnlab.fast.fused_lstm` and the same maths as
-``GRUCell.step`` (tested against ``rnnlab.layers.unroll``).
+time written by hand (inference: the whole loop in one native call where it can run,
+:mod:`rnnlab.fast.native_sequence`); same design as :mod:`rnnlab.fast.fused_lstm` and the same
+maths as ``GRUCell.step`` (tested against ``rnnlab.layers.unroll``).
 
 Recurrent dropout, DropConnect and zoneout of ``h`` run inside the loop when their masks are
 given (:class:`~rnnlab.fast.regularizer_masks.RegularizerMasks`, all but ``zone_c``). As with the
@@ -17,6 +18,7 @@ from torch import Tensor
 
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
+from rnnlab.fast.native_sequence import gru_sequence
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -64,6 +66,10 @@ def gru_unroll(
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return FusedGRU.apply(spec, *tensors)
     with torch.no_grad():
+        if masks is None:  # the whole loop in one native call, where it can run
+            out = gru_sequence(*tensors[:4], norm_hh, lengths, reverse=reverse)
+            if out is not None:
+                return out
         return gru_forward(spec, *tensors[:4], saved=None)
 
 

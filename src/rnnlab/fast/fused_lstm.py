@@ -5,7 +5,9 @@ The input term of every step is computed before the loop in one matrix product (
 there, differentiably). The loop runs without autograd and keeps only what the backward needs;
 the backward walks the steps in reverse and computes the gradients of the recurrent parameters
 in one matrix product each at the end. With no gradient needed (inference, generation) only the
-forward loop runs. Same maths as ``LSTMCell.step`` (tested against ``rnnlab.layers.unroll``).
+forward loop runs: the whole of it in one native call where that can run
+(:mod:`rnnlab.fast.native_sequence`), else in Python. Same maths as ``LSTMCell.step`` (tested
+against ``rnnlab.layers.unroll``).
 
 Recurrent dropout, DropConnect and zoneout run inside the loop when their masks are given
 (:class:`~rnnlab.fast.regularizer_masks.RegularizerMasks`): the dropped ``h_{t-1}`` feeds the
@@ -22,6 +24,7 @@ from torch import Tensor
 
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
+from rnnlab.fast.native_sequence import lstm_sequence
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -84,6 +87,12 @@ def lstm_unroll(
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return FusedLSTM.apply(spec, *tensors)
     with torch.no_grad():
+        if masks is None:  # the whole loop in one native call, where it can run
+            out = lstm_sequence(
+                *tensors[:6], cell.coupled, norm_hh, norm_c, lengths, reverse=reverse
+            )
+            if out is not None:
+                return out
         return lstm_forward(spec, *tensors[:6], saved=None)
 
 

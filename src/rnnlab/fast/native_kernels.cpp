@@ -1,15 +1,28 @@
-// Fused elementwise step kernels of the LSTM and GRU variants (rnnlab.fast.native).
+// Fused kernels of the LSTM and GRU variants (rnnlab.fast.native).
 //
-// One call does the gate maths of one time step of a whole batch, forward or backward, in place
-// of about ten tensor operations from Python. The sigmoids go through ATen (vectorised); tanh is
-// 2 sigmoid(2 x) - 1; everything else is one plain loop over the contiguous rows.
+// Step kernels: one call does the gate maths of one time step of a whole batch, forward or
+// backward, in place of about ten tensor operations from Python. The sigmoids go through ATen
+// (vectorised); tanh is 2 sigmoid(2 x) - 1; everything else is one plain loop over the rows.
 // Every tensor is contiguous, [B, blocks * H] row-major, on CPU, all of one floating type.
+//
+// Sequence kernels (inference): one call runs a whole sequence (see "Whole-sequence inference"
+// below).
 
 #include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <vector>
 
 namespace {
 
@@ -280,6 +293,434 @@ at::Tensor layer_norm_backward(const at::Tensor& dy, const at::Tensor& x, const 
 
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// Whole-sequence inference
+//
+// lstm_sequence / gru_sequence run every step of a sequence in one call, without autograd: per
+// step one product of the state with the recurrent matrix (oneDNN with a weight packed once when
+// `packed` is given, else at::mm_out into a preallocated buffer), then one pass over each row
+// that normalises the product (layer norm, or the affine map of batch norm's population
+// statistics), adds the input term of the step (computed for all steps before the call) and does
+// the gate maths. Rows past their length keep their state and output zero, as the reference loop
+// rnnlab.layers.unroll.unroll. The row loops are compiled for AVX-512, AVX2 and plain x86-64 and
+// the best one is chosen when the library loads; in float32 exp is a polynomial (Cephes' expf,
+// within 2 ulp), in float64 std::exp.
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define RNNLAB_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define RNNLAB_CLONES
+#endif
+#if defined(__GNUC__)  // the helpers must be inlined into each clone to be vectorised there
+#define RNNLAB_INLINE inline __attribute__((always_inline))
+#else
+#define RNNLAB_INLINE inline
+#endif
+
+namespace rnnlab_sequence {
+
+enum NormKind : int64_t { kNoNorm = 0, kLayerNorm = 1, kAffine = 2 };
+
+RNNLAB_INLINE float exp_poly(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
+  return p * __builtin_bit_cast(float, bits);
+}
+
+RNNLAB_INLINE double exp_poly(double x) { return std::exp(x); }
+
+template <typename T>
+RNNLAB_INLINE T sigmoid(T x) {
+  return T(1) / (T(1) + exp_poly(-x));
+}
+
+template <typename T>
+RNNLAB_INLINE T tanh_(T x) {
+  return T(2) / (T(1) + exp_poly(-2 * x)) - T(1);
+}
+
+// A normalisation of one row of F features: layer norm (gain, eps) or an affine map (scale and
+// shift of this row and step), then + bias when given.
+template <typename T>
+struct Norm {
+  int64_t kind = kNoNorm;
+  const T* gain = nullptr;   // layer norm [F]
+  const T* scale = nullptr;  // affine [F] of this row and step
+  const T* shift = nullptr;
+  const T* bias = nullptr;  // [F] or null
+  T eps = 0;
+};
+
+template <typename T>
+RNNLAB_INLINE void moments(const T* v, int64_t n, T eps, T& mean, T& rstd) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; ++j) sum += v[j];
+  const double mu = sum / n;
+  double squares = 0;
+#pragma omp simd reduction(+ : squares)
+  for (int64_t j = 0; j < n; ++j) {
+    const double d = v[j] - mu;
+    squares += d * d;
+  }
+  mean = T(mu);
+  rstd = T(1 / std::sqrt(squares / n + eps));
+}
+
+// v = N(v) (+ base) in place, over n features.
+template <typename T>
+RNNLAB_INLINE void normalise(T* v, const T* base, int64_t n, const Norm<T>& norm) {
+  if (norm.kind == kLayerNorm) {
+    T mean, rstd;
+    moments(v, n, norm.eps, mean, rstd);
+    const T *g = norm.gain, *b = norm.shift;
+    if (b != nullptr) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) v[j] = (v[j] - mean) * rstd * g[j] + b[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) v[j] = (v[j] - mean) * rstd * g[j];
+    }
+  } else if (norm.kind == kAffine) {
+    const T *s = norm.scale, *b = norm.shift;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) v[j] = v[j] * s[j] + b[j];
+  }
+  if (norm.bias != nullptr) {
+    const T* b = norm.bias;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) v[j] += b[j];
+  }
+  if (base != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) v[j] += base[j];
+  }
+}
+
+// One LSTM row: a [G*H] pre-activations (i, [f], g, o), overwritten (o block: the output gate);
+// c [H] cell, updated in place; peephole [G-1, H] or null.
+template <typename T, bool COUPLED, bool PEEP>
+RNNLAB_INLINE void lstm_cell_row(T* a, T* c, const T* peephole, int64_t hidden) {
+  constexpr int64_t g_block = COUPLED ? 1 : 2;
+  const T* ai = a;
+  const T* af = a + hidden;
+  const T* ag = a + g_block * hidden;
+  T* ao = a + (g_block + 1) * hidden;
+  const T* pi = peephole;
+  const T* pf = PEEP ? peephole + hidden : nullptr;
+  const T* po = PEEP ? peephole + g_block * hidden : nullptr;
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    const T cp = c[j];
+    T pre_i = ai[j], pre_f = COUPLED ? T(0) : af[j];
+    if constexpr (PEEP) {
+      pre_i += pi[j] * cp;
+      if constexpr (!COUPLED) pre_f += pf[j] * cp;
+    }
+    const T i = sigmoid(pre_i);
+    const T f = COUPLED ? T(1) - i : sigmoid(pre_f);
+    const T cn = f * cp + i * tanh_(ag[j]);
+    c[j] = cn;
+    T pre_o = ao[j];
+    if constexpr (PEEP) pre_o += po[j] * cn;
+    ao[j] = sigmoid(pre_o);
+  }
+}
+
+template <typename T>
+struct LSTMRow {
+  int64_t hidden;
+  bool coupled;
+  const T* x;         // [G*H] input term
+  T* a;               // [G*H] recurrent product, overwritten
+  T* c;               // [H] cell, updated in place
+  T* m;               // [H] out: o * tanh(N_c(c))
+  const T* peephole;  // [G-1, H] or null
+  Norm<T> hh, cell;
+};
+
+template <typename T>
+RNNLAB_INLINE void lstm_row(const LSTMRow<T>& r) {
+  const int64_t hidden = r.hidden, gates = r.coupled ? 3 : 4;
+  normalise(r.a, r.x, gates * hidden, r.hh);
+  if (r.coupled) {
+    if (r.peephole) lstm_cell_row<T, true, true>(r.a, r.c, r.peephole, hidden);
+    else lstm_cell_row<T, true, false>(r.a, r.c, r.peephole, hidden);
+  } else {
+    if (r.peephole) lstm_cell_row<T, false, true>(r.a, r.c, r.peephole, hidden);
+    else lstm_cell_row<T, false, false>(r.a, r.c, r.peephole, hidden);
+  }
+  const T* o = r.a + (gates - 1) * hidden;
+  const T* c = r.c;
+  T* m = r.m;
+  const Norm<T>& n = r.cell;
+  if (n.kind == kLayerNorm) {
+    T mean, rstd;
+    moments(c, hidden, n.eps, mean, rstd);
+    const T *g = n.gain, *b = n.shift;  // the cell's layer norm has a shift (checked)
+#pragma omp simd
+    for (int64_t j = 0; j < hidden; ++j) m[j] = o[j] * tanh_((c[j] - mean) * rstd * g[j] + b[j]);
+  } else if (n.kind == kAffine) {
+    const T *s = n.scale, *b = n.shift;
+#pragma omp simd
+    for (int64_t j = 0; j < hidden; ++j) m[j] = o[j] * tanh_(c[j] * s[j] + b[j]);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < hidden; ++j) m[j] = o[j] * tanh_(c[j]);
+  }
+}
+
+RNNLAB_CLONES void lstm_row_float(const LSTMRow<float>& r) { lstm_row(r); }
+void lstm_row_double(const LSTMRow<double>& r) { lstm_row(r); }
+inline void lstm_row_any(const LSTMRow<float>& r) { lstm_row_float(r); }
+inline void lstm_row_any(const LSTMRow<double>& r) { lstm_row_double(r); }
+
+// One GRU row: x [3H] input term (r, z, n), hp [3H] recurrent product, normalised in place,
+// h [H] updated in place and copied to y [H].
+template <typename T>
+RNNLAB_INLINE void gru_row(const T* x, T* hp, T* h, T* y, int64_t hidden, const Norm<T>& hh) {
+  normalise(hp, static_cast<const T*>(nullptr), 3 * hidden, hh);
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    const T r = sigmoid(x[j] + hp[j]);
+    const T z = sigmoid(x[hidden + j] + hp[hidden + j]);
+    const T n = tanh_(x[2 * hidden + j] + r * hp[2 * hidden + j]);
+    const T hn = n + z * (h[j] - n);
+    h[j] = hn;
+    y[j] = hn;
+  }
+}
+
+RNNLAB_CLONES void gru_row_float(const float* x, float* hp, float* h, float* y, int64_t hidden,
+                                 const Norm<float>& hh) {
+  gru_row(x, hp, h, y, hidden, hh);
+}
+void gru_row_double(const double* x, double* hp, double* h, double* y, int64_t hidden,
+                    const Norm<double>& hh) {
+  gru_row(x, hp, h, y, hidden, hh);
+}
+inline void gru_row_any(const float* x, float* hp, float* h, float* y, int64_t hidden,
+                        const Norm<float>& hh) {
+  gru_row_float(x, hp, h, y, hidden, hh);
+}
+inline void gru_row_any(const double* x, double* hp, double* h, double* y, int64_t hidden,
+                        const Norm<double>& hh) {
+  gru_row_double(x, hp, h, y, hidden, hh);
+}
+
+// x [B, K] @ W.T: through oneDNN with the weight packed once (torch.ops.mkldnn), else at::mm_out
+// with weight_t = W.T [K, N] into buffer [B, N].
+struct Product {
+  at::Tensor weight_t;
+  std::optional<at::Tensor> packed;
+  at::Tensor buffer;
+
+  at::Tensor operator()(const at::Tensor& x) {
+    if (packed.has_value()) {
+      static auto linear =
+          c10::Dispatcher::singleton()
+              .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+              .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
+                                const std::optional<at::Tensor>&, c10::string_view,
+                                c10::List<std::optional<at::Scalar>>,
+                                std::optional<c10::string_view>)>();
+      return linear.call(x, *packed, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(),
+                         c10::string_view(""));
+    }
+    at::mm_out(buffer, x, weight_t);
+    return buffer;
+  }
+};
+
+// The normalisation described by (kind, a, b, eps) for row `row` at step `t`: layer norm with
+// gain a [F] and shift b [F] (or empty); affine with scale a and shift b [T, 1 or B, F] (batch
+// norm's population statistics); then + bias [F] (or an empty or undefined tensor).
+template <typename T>
+Norm<T> norm_at(int64_t kind, const at::Tensor& a, const at::Tensor& b, double eps,
+                const at::Tensor& bias, int64_t t, int64_t row) {
+  Norm<T> n;
+  n.kind = kind;
+  n.eps = T(eps);
+  n.bias = bias.defined() && bias.numel() > 0 ? bias.data_ptr<T>() : nullptr;
+  if (kind == kLayerNorm) {
+    n.gain = a.data_ptr<T>();
+    n.shift = b.numel() > 0 ? b.data_ptr<T>() : nullptr;
+  } else if (kind == kAffine) {
+    const int64_t rows = a.size(1), features = a.size(2);
+    const int64_t offset = (t * rows + (rows == 1 ? 0 : row)) * features;
+    n.scale = a.data_ptr<T>() + offset;
+    n.shift = b.data_ptr<T>() + offset;
+  }
+  return n;
+}
+
+void check_norm(int64_t kind, const at::Tensor& a, const at::Tensor& b, int64_t steps,
+                int64_t batch, int64_t features, const char* name) {
+  TORCH_CHECK(kind >= kNoNorm && kind <= kAffine, name, ": unknown normalisation ", kind);
+  if (kind == kLayerNorm) {
+    TORCH_CHECK(a.numel() == features && (b.numel() == 0 || b.numel() == features), name,
+                ": layer norm gain and shift must have ", features, " features");
+  } else if (kind == kAffine) {
+    TORCH_CHECK(a.dim() == 3 && a.size(0) == steps && (a.size(1) == 1 || a.size(1) == batch) &&
+                    a.size(2) == features && b.sizes() == a.sizes(),
+                name, ": scale and shift must be [T, 1 or B, ", features, "]");
+  }
+}
+
+std::vector<int64_t> lengths_of(const at::Tensor& lengths, int64_t batch, int64_t steps) {
+  if (lengths.numel() == 0) return std::vector<int64_t>(batch, steps);
+  TORCH_CHECK(lengths.numel() == batch, "lengths must have one entry per sequence");
+  at::Tensor l = lengths.to(at::kLong).contiguous();
+  const int64_t* p = l.data_ptr<int64_t>();
+  return std::vector<int64_t>(p, p + batch);
+}
+
+int64_t row_grain(int64_t features) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, features)); }
+
+}  // namespace rnnlab_sequence
+
+namespace {
+
+using namespace rnnlab_sequence;
+
+at::Tensor ready(const at::Tensor& t, const at::Tensor& like) {
+  return t.numel() == 0 ? t : t.to(like.scalar_type()).contiguous();
+}
+
+// LSTM over a whole sequence (inference). xg [T, B, G*H] input terms (bias and input
+// normalisation included); h0 [B, P], c0 [B, H]; w_hh_t = W_hh.T [P, G*H] (w_hh_packed: W_hh for
+// oneDNN, or none); peephole [G-1, H] or empty; w_hr_t = W_hr.T [H, P] or empty (w_hr_packed);
+// lengths [B] or empty; the recurrent term's normalisation (hh_kind, hh_a, hh_b, hh_eps) and the
+// cell's (c_kind, c_a, c_b, c_eps) as in norm_at. Returns y [T, B, P], h [B, P], c [B, H].
+std::vector<at::Tensor> lstm_sequence(const at::Tensor& xg_in, const at::Tensor& h0,
+                                      const at::Tensor& c0, const at::Tensor& w_hh_t,
+                                      const std::optional<at::Tensor>& w_hh_packed,
+                                      const at::Tensor& peephole_in, const at::Tensor& w_hr_t,
+                                      const std::optional<at::Tensor>& w_hr_packed,
+                                      const at::Tensor& lengths, bool reverse, bool coupled,
+                                      int64_t hh_kind, const at::Tensor& hh_a_in,
+                                      const at::Tensor& hh_b_in, double hh_eps, int64_t c_kind,
+                                      const at::Tensor& c_a_in, const at::Tensor& c_b_in,
+                                      double c_eps) {
+  const at::Tensor xg = xg_in.contiguous();
+  TORCH_CHECK(xg.dim() == 3 && xg.device().is_cpu(), "xg must be a [T, B, G*H] CPU tensor");
+  const int64_t steps = xg.size(0), batch = xg.size(1), gates = coupled ? 3 : 4;
+  const int64_t hidden = c0.size(1), out = h0.size(1), row = gates * hidden;
+  const bool project = w_hr_t.numel() > 0;
+  TORCH_CHECK(xg.size(2) == row && c0.size(0) == batch && h0.size(0) == batch,
+              "xg, h0 and c0 do not agree in batch or hidden size");
+  TORCH_CHECK(project || out == hidden, "h0 must have the hidden size without projection");
+  check_norm(hh_kind, hh_a_in, hh_b_in, steps, batch, row, "recurrent normalisation");
+  check_norm(c_kind, c_a_in, c_b_in, steps, batch, hidden, "cell normalisation");
+  TORCH_CHECK(c_kind != kLayerNorm || c_b_in.numel() == hidden, "the cell's layer norm needs a shift");
+  const at::Tensor peephole = ready(peephole_in, xg), hh_a = ready(hh_a_in, xg);
+  const at::Tensor hh_b = ready(hh_b_in, xg), c_a = ready(c_a_in, xg), c_b = ready(c_b_in, xg);
+  TORCH_CHECK(peephole.numel() == 0 || peephole.numel() == (gates - 1) * hidden,
+              "peephole must be [G-1, H]");
+  const std::vector<int64_t> len = lengths_of(lengths, batch, steps);
+  at::Tensor h = h0.to(xg.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor c = c0.to(xg.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor y = lengths.numel() > 0 ? at::zeros({steps, batch, out}, xg.options())
+                                     : at::empty({steps, batch, out}, xg.options());
+  Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, xg.options())};
+  Product hr{w_hr_t, w_hr_packed, project ? at::empty({batch, out}, xg.options()) : at::Tensor()};
+  at::Tensor m_all = project ? at::empty({batch, hidden}, xg.options()) : at::Tensor();
+  const at::Tensor none;
+  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_sequence", [&] {
+    scalar_t *Y = y.data_ptr<scalar_t>(), *H = h.data_ptr<scalar_t>(), *C = c.data_ptr<scalar_t>();
+    const scalar_t* X = xg.data_ptr<scalar_t>();
+    const scalar_t* P = peephole.numel() > 0 ? peephole.data_ptr<scalar_t>() : nullptr;
+    scalar_t* M = project ? m_all.data_ptr<scalar_t>() : nullptr;
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t t = reverse ? steps - 1 - s : s;
+      at::Tensor a = hh(h);
+      scalar_t* A = a.data_ptr<scalar_t>();
+      at::parallel_for(0, batch, row_grain(row), [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          if (t >= len[b]) continue;
+          LSTMRow<scalar_t> r;
+          r.hidden = hidden;
+          r.coupled = coupled;
+          r.x = X + (t * batch + b) * row;
+          r.a = A + b * row;
+          r.c = C + b * hidden;
+          r.m = project ? M + b * hidden : Y + (t * batch + b) * out;
+          r.peephole = P;
+          r.hh = norm_at<scalar_t>(hh_kind, hh_a, hh_b, hh_eps, none, t, b);
+          r.cell = norm_at<scalar_t>(c_kind, c_a, c_b, c_eps, none, t, b);
+          lstm_row_any(r);
+          if (!project) std::memcpy(H + b * out, r.m, out * sizeof(scalar_t));
+        }
+      });
+      if (project) {
+        const at::Tensor p = hr(m_all);
+        const scalar_t* PR = p.data_ptr<scalar_t>();
+        for (int64_t b = 0; b < batch; ++b) {
+          if (t >= len[b]) continue;
+          std::memcpy(H + b * out, PR + b * out, out * sizeof(scalar_t));
+          std::memcpy(Y + (t * batch + b) * out, PR + b * out, out * sizeof(scalar_t));
+        }
+      }
+    }
+  });
+  return {y, h, c};
+}
+
+// GRU over a whole sequence (inference). xp [T, B, 3H] input terms (b_ih and input normalisation
+// included); h0 [B, H]; w_hh_t = W_hh.T [H, 3H] (w_hh_packed as in lstm_sequence); lengths [B] or
+// empty; the recurrent term's normalisation (hh_kind, hh_a, hh_b, hh_eps) as in norm_at, then
+// + b_hh [3H] (or empty). Returns y [T, B, H], h [B, H].
+std::vector<at::Tensor> gru_sequence(const at::Tensor& xp_in, const at::Tensor& h0,
+                                     const at::Tensor& w_hh_t,
+                                     const std::optional<at::Tensor>& w_hh_packed,
+                                     const at::Tensor& lengths, bool reverse, int64_t hh_kind,
+                                     const at::Tensor& hh_a_in, const at::Tensor& hh_b_in,
+                                     double hh_eps, const at::Tensor& b_hh_in) {
+  const at::Tensor xp = xp_in.contiguous();
+  TORCH_CHECK(xp.dim() == 3 && xp.device().is_cpu(), "xp must be a [T, B, 3H] CPU tensor");
+  const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h0.size(1), row = 3 * hidden;
+  TORCH_CHECK(xp.size(2) == row && h0.size(0) == batch, "xp and h0 do not agree");
+  check_norm(hh_kind, hh_a_in, hh_b_in, steps, batch, row, "recurrent normalisation");
+  const at::Tensor hh_a = ready(hh_a_in, xp), hh_b = ready(hh_b_in, xp);
+  const at::Tensor b_hh = ready(b_hh_in, xp);
+  TORCH_CHECK(b_hh.numel() == 0 || b_hh.numel() == row, "b_hh must have 3H entries");
+  const std::vector<int64_t> len = lengths_of(lengths, batch, steps);
+  at::Tensor h = h0.to(xp.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor y = lengths.numel() > 0 ? at::zeros({steps, batch, hidden}, xp.options())
+                                     : at::empty({steps, batch, hidden}, xp.options());
+  Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, xp.options())};
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_sequence", [&] {
+    scalar_t *Y = y.data_ptr<scalar_t>(), *H = h.data_ptr<scalar_t>();
+    const scalar_t* X = xp.data_ptr<scalar_t>();
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t t = reverse ? steps - 1 - s : s;
+      at::Tensor a = hh(h);
+      scalar_t* A = a.data_ptr<scalar_t>();
+      at::parallel_for(0, batch, row_grain(row), [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          if (t >= len[b]) continue;
+          const Norm<scalar_t> n = norm_at<scalar_t>(hh_kind, hh_a, hh_b, hh_eps, b_hh, t, b);
+          gru_row_any(X + (t * batch + b) * row, A + b * row, H + b * hidden,
+                      Y + (t * batch + b) * hidden, hidden, n);
+        }
+      });
+    }
+  });
+  return {y, h};
+}
+
+}  // namespace
+
 TORCH_LIBRARY(rnnlab_native, m) {
   m.def("lstm_gates(Tensor(a!) a, Tensor c, Tensor peephole, bool coupled, bool finish) -> Tensor[]",
         &lstm_gates);
@@ -296,4 +737,14 @@ TORCH_LIBRARY(rnnlab_native, m) {
       "gru_gates_backward(Tensor dh, Tensor h_prev, Tensor rz, Tensor n, Tensor hp, "
       "Tensor(a!) dx, Tensor(b!) dhp) -> Tensor",
       &gru_gates_backward);
+  m.def(
+      "lstm_sequence(Tensor xg, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_hh_packed, "
+      "Tensor peephole, Tensor w_hr_t, Tensor? w_hr_packed, Tensor lengths, bool reverse, "
+      "bool coupled, int hh_kind, Tensor hh_a, Tensor hh_b, float hh_eps, int c_kind, Tensor c_a, "
+      "Tensor c_b, float c_eps) -> Tensor[]",
+      &lstm_sequence);
+  m.def(
+      "gru_sequence(Tensor xp, Tensor h0, Tensor w_hh_t, Tensor? w_hh_packed, Tensor lengths, "
+      "bool reverse, int hh_kind, Tensor hh_a, Tensor hh_b, float hh_eps, Tensor b_hh) -> Tensor[]",
+      &gru_sequence);
 }
