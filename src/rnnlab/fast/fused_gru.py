@@ -18,7 +18,7 @@ from torch import Tensor
 
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
-from rnnlab.fast.native_sequence import gru_sequence
+from rnnlab.fast.native_sequence import gru_inference, needs_grad
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -47,6 +47,11 @@ def gru_unroll(
     """Run ``cell`` (a ``GRUCell``) over ``x [T, B, I]`` from ``h0`` (and each row's time
     ``step`` with batch norm): ``y [T, B, H]`` and the final ``h``, as ``unroll``; with recurrent
     dropout, DropConnect and zoneout when ``masks`` are given."""
+    if masks is None and not needs_grad(cell, x, h0):  # the whole loop in one native call
+        with torch.no_grad():
+            out = gru_inference(cell, x, h0, step, lengths, reverse)
+        if out is not None:
+            return out
     steps = x.shape[0]
     norm_hh = None
     if cell.batch_norm:
@@ -66,10 +71,6 @@ def gru_unroll(
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return FusedGRU.apply(spec, *tensors)
     with torch.no_grad():
-        if masks is None:  # the whole loop in one native call, where it can run
-            out = gru_sequence(*tensors[:4], norm_hh, lengths, reverse=reverse)
-            if out is not None:
-                return out
         return gru_forward(spec, *tensors[:4], saved=None)
 
 

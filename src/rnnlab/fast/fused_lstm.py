@@ -24,7 +24,7 @@ from torch import Tensor
 
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
-from rnnlab.fast.native_sequence import lstm_sequence
+from rnnlab.fast.native_sequence import lstm_inference, needs_grad
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -56,6 +56,11 @@ def lstm_unroll(
     """Run ``cell`` (an ``LSTMCell``) over ``x [T, B, I]`` from ``h``, ``c`` (and each row's time
     ``step`` with batch norm): ``y [T, B, H or P]`` and the final ``h``, ``c``, as ``unroll``;
     with recurrent dropout, DropConnect and zoneout when ``masks`` are given."""
+    if masks is None and not needs_grad(cell, x, h, c):  # the whole loop in one native call
+        with torch.no_grad():
+            out = lstm_inference(cell, x, h, c, step, lengths, reverse)
+        if out is not None:
+            return out
     steps = x.shape[0]
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)
@@ -87,12 +92,6 @@ def lstm_unroll(
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return FusedLSTM.apply(spec, *tensors)
     with torch.no_grad():
-        if masks is None:  # the whole loop in one native call, where it can run
-            out = lstm_sequence(
-                *tensors[:6], cell.coupled, norm_hh, norm_c, lengths, reverse=reverse
-            )
-            if out is not None:
-                return out
         return lstm_forward(spec, *tensors[:6], saved=None)
 
 

@@ -377,33 +377,40 @@ RNNLAB_INLINE void moments(const T* v, int64_t n, T eps, T& mean, T& rstd) {
   rstd = T(1 / std::sqrt(squares / n + eps));
 }
 
-// v = N(v) (+ base) in place, over n features.
-template <typename T>
-RNNLAB_INLINE void normalise(T* v, const T* base, int64_t n, const Norm<T>& norm) {
+template <bool ACCUMULATE, typename T>
+RNNLAB_INLINE void put(T* out, int64_t j, T value) {
+  if constexpr (ACCUMULATE)
+    out[j] += value;
+  else
+    out[j] = value;
+}
+
+// out = N(v) + bias (ACCUMULATE: out += N(v) + bias) over n features; out may be v.
+template <bool ACCUMULATE, typename T>
+RNNLAB_INLINE void normalise(T* out, const T* v, int64_t n, const Norm<T>& norm) {
   if (norm.kind == kLayerNorm) {
     T mean, rstd;
     moments(v, n, norm.eps, mean, rstd);
     const T *g = norm.gain, *b = norm.shift;
     if (b != nullptr) {
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) v[j] = (v[j] - mean) * rstd * g[j] + b[j];
+      for (int64_t j = 0; j < n; ++j) put<ACCUMULATE>(out, j, (v[j] - mean) * rstd * g[j] + b[j]);
     } else {
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) v[j] = (v[j] - mean) * rstd * g[j];
+      for (int64_t j = 0; j < n; ++j) put<ACCUMULATE>(out, j, (v[j] - mean) * rstd * g[j]);
     }
   } else if (norm.kind == kAffine) {
     const T *s = norm.scale, *b = norm.shift;
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) v[j] = v[j] * s[j] + b[j];
+    for (int64_t j = 0; j < n; ++j) put<ACCUMULATE>(out, j, v[j] * s[j] + b[j]);
+  } else if (ACCUMULATE || out != v) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) put<ACCUMULATE>(out, j, v[j]);
   }
   if (norm.bias != nullptr) {
     const T* b = norm.bias;
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) v[j] += b[j];
-  }
-  if (base != nullptr) {
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) v[j] += base[j];
+    for (int64_t j = 0; j < n; ++j) out[j] += b[j];
   }
 }
 
@@ -441,18 +448,19 @@ template <typename T>
 struct LSTMRow {
   int64_t hidden;
   bool coupled;
-  const T* x;         // [G*H] input term
+  const T* x;         // [G*H] input product (normalised by `in`)
   T* a;               // [G*H] recurrent product, overwritten
   T* c;               // [H] cell, updated in place
   T* m;               // [H] out: o * tanh(N_c(c))
   const T* peephole;  // [G-1, H] or null
-  Norm<T> hh, cell;
+  Norm<T> in, hh, cell;
 };
 
 template <typename T>
 RNNLAB_INLINE void lstm_row(const LSTMRow<T>& r) {
   const int64_t hidden = r.hidden, gates = r.coupled ? 3 : 4;
-  normalise(r.a, r.x, gates * hidden, r.hh);
+  normalise<false>(r.a, r.a, gates * hidden, r.hh);
+  normalise<true>(r.a, r.x, gates * hidden, r.in);
   if (r.coupled) {
     if (r.peephole) lstm_cell_row<T, true, true>(r.a, r.c, r.peephole, hidden);
     else lstm_cell_row<T, true, false>(r.a, r.c, r.peephole, hidden);
@@ -485,11 +493,17 @@ void lstm_row_double(const LSTMRow<double>& r) { lstm_row(r); }
 inline void lstm_row_any(const LSTMRow<float>& r) { lstm_row_float(r); }
 inline void lstm_row_any(const LSTMRow<double>& r) { lstm_row_double(r); }
 
-// One GRU row: x [3H] input term (r, z, n), hp [3H] recurrent product, normalised in place,
-// h [H] updated in place and copied to y [H].
+// One GRU row: x [3H] input product (r, z, n), normalised by `in` into xn [3H] (unless `in` is
+// the identity), hp [3H] recurrent product, normalised by `hh` in place; h [H] updated in place
+// and copied to y [H].
 template <typename T>
-RNNLAB_INLINE void gru_row(const T* x, T* hp, T* h, T* y, int64_t hidden, const Norm<T>& hh) {
-  normalise(hp, static_cast<const T*>(nullptr), 3 * hidden, hh);
+RNNLAB_INLINE void gru_row(const T* x, T* xn, T* hp, T* h, T* y, int64_t hidden,
+                           const Norm<T>& in, const Norm<T>& hh) {
+  normalise<false>(hp, hp, 3 * hidden, hh);
+  if (in.kind != kNoNorm || in.bias != nullptr) {
+    normalise<false>(xn, x, 3 * hidden, in);
+    x = xn;
+  }
 #pragma omp simd
   for (int64_t j = 0; j < hidden; ++j) {
     const T r = sigmoid(x[j] + hp[j]);
@@ -501,22 +515,22 @@ RNNLAB_INLINE void gru_row(const T* x, T* hp, T* h, T* y, int64_t hidden, const 
   }
 }
 
-RNNLAB_CLONES void gru_row_float(const float* x, float* hp, float* h, float* y, int64_t hidden,
-                                 const Norm<float>& hh) {
-  gru_row(x, hp, h, y, hidden, hh);
+template <typename T>
+struct GRURow {
+  int64_t hidden;
+  const T* x;
+  T *xn, *hp, *h, *y;
+  Norm<T> in, hh;
+};
+
+RNNLAB_CLONES void gru_row_float(const GRURow<float>& r) {
+  gru_row(r.x, r.xn, r.hp, r.h, r.y, r.hidden, r.in, r.hh);
 }
-void gru_row_double(const double* x, double* hp, double* h, double* y, int64_t hidden,
-                    const Norm<double>& hh) {
-  gru_row(x, hp, h, y, hidden, hh);
+void gru_row_double(const GRURow<double>& r) {
+  gru_row(r.x, r.xn, r.hp, r.h, r.y, r.hidden, r.in, r.hh);
 }
-inline void gru_row_any(const float* x, float* hp, float* h, float* y, int64_t hidden,
-                        const Norm<float>& hh) {
-  gru_row_float(x, hp, h, y, hidden, hh);
-}
-inline void gru_row_any(const double* x, double* hp, double* h, double* y, int64_t hidden,
-                        const Norm<double>& hh) {
-  gru_row_double(x, hp, h, y, hidden, hh);
-}
+inline void gru_row_any(const GRURow<float>& r) { gru_row_float(r); }
+inline void gru_row_any(const GRURow<double>& r) { gru_row_double(r); }
 
 // x [B, K] @ W.T: through oneDNN with the weight packed once (torch.ops.mkldnn), else at::mm_out
 // with weight_t = W.T [K, N] into buffer [B, N].
@@ -597,18 +611,22 @@ at::Tensor ready(const at::Tensor& t, const at::Tensor& like) {
   return t.numel() == 0 ? t : t.to(like.scalar_type()).contiguous();
 }
 
-// LSTM over a whole sequence (inference). xg [T, B, G*H] input terms (bias and input
-// normalisation included); h0 [B, P], c0 [B, H]; w_hh_t = W_hh.T [P, G*H] (w_hh_packed: W_hh for
-// oneDNN, or none); peephole [G-1, H] or empty; w_hr_t = W_hr.T [H, P] or empty (w_hr_packed);
-// lengths [B] or empty; the recurrent term's normalisation (hh_kind, hh_a, hh_b, hh_eps) and the
-// cell's (c_kind, c_a, c_b, c_eps) as in norm_at. Returns y [T, B, P], h [B, P], c [B, H].
+// LSTM over a whole sequence (inference). xg [T, B, G*H] input products, normalised by (in_kind,
+// in_a, in_b, in_eps) plus in_bias [G*H] (or empty) at each step; h0 [B, P], c0 [B, H];
+// w_hh_t = W_hh.T [P, G*H] (w_hh_packed: W_hh for oneDNN, or none); peephole [G-1, H] or empty;
+// w_hr_t = W_hr.T [H, P] or empty (w_hr_packed); lengths [B] or empty; the recurrent term's
+// normalisation (hh_kind, hh_a, hh_b, hh_eps) and the cell's (c_kind, c_a, c_b, c_eps), each as
+// in norm_at. Returns y [T, B, P], h [B, P], c [B, H].
 std::vector<at::Tensor> lstm_sequence(const at::Tensor& xg_in, const at::Tensor& h0,
                                       const at::Tensor& c0, const at::Tensor& w_hh_t,
                                       const std::optional<at::Tensor>& w_hh_packed,
                                       const at::Tensor& peephole_in, const at::Tensor& w_hr_t,
                                       const std::optional<at::Tensor>& w_hr_packed,
                                       const at::Tensor& lengths, bool reverse, bool coupled,
-                                      int64_t hh_kind, const at::Tensor& hh_a_in,
+                                      int64_t in_kind, const at::Tensor& in_a_in,
+                                      const at::Tensor& in_b_in, double in_eps,
+                                      const at::Tensor& in_bias_in, int64_t hh_kind,
+                                      const at::Tensor& hh_a_in,
                                       const at::Tensor& hh_b_in, double hh_eps, int64_t c_kind,
                                       const at::Tensor& c_a_in, const at::Tensor& c_b_in,
                                       double c_eps) {
@@ -620,11 +638,15 @@ std::vector<at::Tensor> lstm_sequence(const at::Tensor& xg_in, const at::Tensor&
   TORCH_CHECK(xg.size(2) == row && c0.size(0) == batch && h0.size(0) == batch,
               "xg, h0 and c0 do not agree in batch or hidden size");
   TORCH_CHECK(project || out == hidden, "h0 must have the hidden size without projection");
+  check_norm(in_kind, in_a_in, in_b_in, steps, batch, row, "input normalisation");
   check_norm(hh_kind, hh_a_in, hh_b_in, steps, batch, row, "recurrent normalisation");
   check_norm(c_kind, c_a_in, c_b_in, steps, batch, hidden, "cell normalisation");
   TORCH_CHECK(c_kind != kLayerNorm || c_b_in.numel() == hidden, "the cell's layer norm needs a shift");
   const at::Tensor peephole = ready(peephole_in, xg), hh_a = ready(hh_a_in, xg);
   const at::Tensor hh_b = ready(hh_b_in, xg), c_a = ready(c_a_in, xg), c_b = ready(c_b_in, xg);
+  const at::Tensor in_a = ready(in_a_in, xg), in_b = ready(in_b_in, xg);
+  const at::Tensor in_bias = ready(in_bias_in, xg);
+  TORCH_CHECK(in_bias.numel() == 0 || in_bias.numel() == row, "in_bias must have G*H entries");
   TORCH_CHECK(peephole.numel() == 0 || peephole.numel() == (gates - 1) * hidden,
               "peephole must be [G-1, H]");
   const std::vector<int64_t> len = lengths_of(lengths, batch, steps);
@@ -656,6 +678,7 @@ std::vector<at::Tensor> lstm_sequence(const at::Tensor& xg_in, const at::Tensor&
           r.c = C + b * hidden;
           r.m = project ? M + b * hidden : Y + (t * batch + b) * out;
           r.peephole = P;
+          r.in = norm_at<scalar_t>(in_kind, in_a, in_b, in_eps, in_bias, t, b);
           r.hh = norm_at<scalar_t>(hh_kind, hh_a, hh_b, hh_eps, none, t, b);
           r.cell = norm_at<scalar_t>(c_kind, c_a, c_b, c_eps, none, t, b);
           lstm_row_any(r);
@@ -676,31 +699,39 @@ std::vector<at::Tensor> lstm_sequence(const at::Tensor& xg_in, const at::Tensor&
   return {y, h, c};
 }
 
-// GRU over a whole sequence (inference). xp [T, B, 3H] input terms (b_ih and input normalisation
-// included); h0 [B, H]; w_hh_t = W_hh.T [H, 3H] (w_hh_packed as in lstm_sequence); lengths [B] or
-// empty; the recurrent term's normalisation (hh_kind, hh_a, hh_b, hh_eps) as in norm_at, then
-// + b_hh [3H] (or empty). Returns y [T, B, H], h [B, H].
+// GRU over a whole sequence (inference). xp [T, B, 3H] input products, normalised by (in_kind,
+// in_a, in_b, in_eps) plus b_ih [3H] (or empty) at each step; h0 [B, H]; w_hh_t = W_hh.T [H, 3H]
+// (w_hh_packed as in lstm_sequence); lengths [B] or empty; the recurrent term's normalisation
+// (hh_kind, hh_a, hh_b, hh_eps) as in norm_at, plus b_hh [3H] (or empty). Returns y [T, B, H],
+// h [B, H].
 std::vector<at::Tensor> gru_sequence(const at::Tensor& xp_in, const at::Tensor& h0,
                                      const at::Tensor& w_hh_t,
                                      const std::optional<at::Tensor>& w_hh_packed,
-                                     const at::Tensor& lengths, bool reverse, int64_t hh_kind,
+                                     const at::Tensor& lengths, bool reverse, int64_t in_kind,
+                                     const at::Tensor& in_a_in, const at::Tensor& in_b_in,
+                                     double in_eps, const at::Tensor& b_ih_in, int64_t hh_kind,
                                      const at::Tensor& hh_a_in, const at::Tensor& hh_b_in,
                                      double hh_eps, const at::Tensor& b_hh_in) {
   const at::Tensor xp = xp_in.contiguous();
   TORCH_CHECK(xp.dim() == 3 && xp.device().is_cpu(), "xp must be a [T, B, 3H] CPU tensor");
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h0.size(1), row = 3 * hidden;
   TORCH_CHECK(xp.size(2) == row && h0.size(0) == batch, "xp and h0 do not agree");
+  check_norm(in_kind, in_a_in, in_b_in, steps, batch, row, "input normalisation");
   check_norm(hh_kind, hh_a_in, hh_b_in, steps, batch, row, "recurrent normalisation");
+  const at::Tensor in_a = ready(in_a_in, xp), in_b = ready(in_b_in, xp);
   const at::Tensor hh_a = ready(hh_a_in, xp), hh_b = ready(hh_b_in, xp);
-  const at::Tensor b_hh = ready(b_hh_in, xp);
+  const at::Tensor b_ih = ready(b_ih_in, xp), b_hh = ready(b_hh_in, xp);
+  TORCH_CHECK(b_ih.numel() == 0 || b_ih.numel() == row, "b_ih must have 3H entries");
   TORCH_CHECK(b_hh.numel() == 0 || b_hh.numel() == row, "b_hh must have 3H entries");
   const std::vector<int64_t> len = lengths_of(lengths, batch, steps);
   at::Tensor h = h0.to(xp.scalar_type()).clone(at::MemoryFormat::Contiguous);
   at::Tensor y = lengths.numel() > 0 ? at::zeros({steps, batch, hidden}, xp.options())
                                      : at::empty({steps, batch, hidden}, xp.options());
   Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, xp.options())};
+  at::Tensor xn = at::empty({batch, row}, xp.options());
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_sequence", [&] {
     scalar_t *Y = y.data_ptr<scalar_t>(), *H = h.data_ptr<scalar_t>();
+    scalar_t* XN = xn.data_ptr<scalar_t>();
     const scalar_t* X = xp.data_ptr<scalar_t>();
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t t = reverse ? steps - 1 - s : s;
@@ -709,9 +740,16 @@ std::vector<at::Tensor> gru_sequence(const at::Tensor& xp_in, const at::Tensor& 
       at::parallel_for(0, batch, row_grain(row), [&](int64_t begin, int64_t end) {
         for (int64_t b = begin; b < end; ++b) {
           if (t >= len[b]) continue;
-          const Norm<scalar_t> n = norm_at<scalar_t>(hh_kind, hh_a, hh_b, hh_eps, b_hh, t, b);
-          gru_row_any(X + (t * batch + b) * row, A + b * row, H + b * hidden,
-                      Y + (t * batch + b) * hidden, hidden, n);
+          GRURow<scalar_t> r;
+          r.hidden = hidden;
+          r.x = X + (t * batch + b) * row;
+          r.xn = XN + b * row;
+          r.hp = A + b * row;
+          r.h = H + b * hidden;
+          r.y = Y + (t * batch + b) * hidden;
+          r.in = norm_at<scalar_t>(in_kind, in_a, in_b, in_eps, b_ih, t, b);
+          r.hh = norm_at<scalar_t>(hh_kind, hh_a, hh_b, hh_eps, b_hh, t, b);
+          gru_row_any(r);
         }
       });
     }
@@ -740,11 +778,13 @@ TORCH_LIBRARY(rnnlab_native, m) {
   m.def(
       "lstm_sequence(Tensor xg, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_hh_packed, "
       "Tensor peephole, Tensor w_hr_t, Tensor? w_hr_packed, Tensor lengths, bool reverse, "
-      "bool coupled, int hh_kind, Tensor hh_a, Tensor hh_b, float hh_eps, int c_kind, Tensor c_a, "
-      "Tensor c_b, float c_eps) -> Tensor[]",
+      "bool coupled, int in_kind, Tensor in_a, Tensor in_b, float in_eps, Tensor in_bias, "
+      "int hh_kind, Tensor hh_a, Tensor hh_b, float hh_eps, int c_kind, Tensor c_a, Tensor c_b, "
+      "float c_eps) -> Tensor[]",
       &lstm_sequence);
   m.def(
       "gru_sequence(Tensor xp, Tensor h0, Tensor w_hh_t, Tensor? w_hh_packed, Tensor lengths, "
-      "bool reverse, int hh_kind, Tensor hh_a, Tensor hh_b, float hh_eps, Tensor b_hh) -> Tensor[]",
+      "bool reverse, int in_kind, Tensor in_a, Tensor in_b, float in_eps, Tensor b_ih, "
+      "int hh_kind, Tensor hh_a, Tensor hh_b, float hh_eps, Tensor b_hh) -> Tensor[]",
       &gru_sequence);
 }

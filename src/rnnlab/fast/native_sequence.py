@@ -1,17 +1,20 @@
 """Whole-sequence inference of the fused LSTM/GRU variants in one native call.
 
 Without autograd the fused paths need no saved activations, so the whole time loop runs in C++
-(``lstm_sequence`` / ``gru_sequence`` in ``native_kernels.cpp``): per step one product with the
-recurrent matrix (through oneDNN with the weight packed once, as :class:`StepWeight`, for
-float32 on CPU), then one vectorised pass over each row for the normalisation of the recurrent
-term, the input term (all steps computed before the call) and the gate maths. No Python runs per
-step. The functions here return ``None`` when that path cannot run — native kernels off or not
-built (:mod:`rnnlab.fast.native`), tensors not float32/float64 on CPU, regularizer masks, or
-batch norm in training mode (its running statistics move at every step) — and the caller then
-runs its Python loop.
+(``lstm_sequence`` / ``gru_sequence`` in ``native_kernels.cpp``): the input products of all steps
+in one matrix product before the call; per step one product with the recurrent matrix (through
+oneDNN with the weight packed once, as :class:`StepWeight`, for float32 on CPU), then one
+vectorised pass over each row for the normalisations (layer norm, or batch norm's population
+statistics as an affine map) of the input and recurrent terms and of the cell, and the gate
+maths. No Python runs per step.
+
+The functions here return ``None`` when that path cannot run — native kernels off or not
+built (:mod:`rnnlab.fast.native`), tensors not float32/float64 on CPU, or batch norm in
+training mode (its running statistics move at every step) — and the caller (which also keeps
+regularizer masks and gradients away from it) then runs its Python loop.
 
 =========  =================================================================================
-xg, xp     ``[T, B, G*H]`` input terms of all steps (biases and input normalisation included)
+x          ``[T, B, I]``
 h, c       ``[B, H or P]``, ``[B, H]`` initial state
 lengths    ``[B]`` long or ``None``: rows past their length keep their state and output zero
 y          ``[T, B, H or P]``
@@ -23,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnlab.fast.loop import linear_steps, step_indices
 from rnnlab.fast.native import native_for
 from rnnlab.fast.onednn import StepWeight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -48,6 +52,16 @@ def norm_arguments(norm: StepNorm | None, like: Tensor) -> tuple[int, Tensor, Te
     return None
 
 
+def needs_grad(cell, *tensors: Tensor | None) -> bool:
+    """True when autograd must see the loop: gradients are on and an input, state or parameter
+    of ``cell`` requires them."""
+    if not torch.is_grad_enabled():
+        return False
+    if any(t is not None and t.requires_grad for t in tensors):
+        return True
+    return any(p.requires_grad for p in cell.parameters())
+
+
 def _packed(weight: Tensor, batch: int, steps: int) -> Tensor | None:
     """``weight`` reordered for oneDNN's per-step products when :class:`StepWeight` would."""
     step = StepWeight(weight, batch, steps)
@@ -59,67 +73,103 @@ def _lengths(lengths: Tensor | None, like: Tensor) -> Tensor:
     return empty if lengths is None else lengths.to(torch.long)
 
 
-def lstm_sequence(
-    xg: Tensor,
+def _vector(t: Tensor | None, like: Tensor) -> Tensor:
+    return like.new_empty(0) if t is None else t.detach()
+
+
+def _input_terms(cell, x: Tensor, norm: StepNorm | None, bias: Tensor | None):
+    """The input products of all steps and how the kernel finishes them at each step:
+    ``(products, (kind, a, b, eps), bias)``. A normalised input term (layer or batch norm) is
+    normalised row by row inside the loop, where the row is in cache, instead of in passes over
+    the whole ``[T, B, G*H]`` tensor."""
+    if norm is None:
+        xg = cell.precompute(x)  # with the bias
+        return xg, norm_arguments(None, xg), xg.new_empty(0)
+    xg = linear_steps(x, cell.weight_ih, None)
+    return xg, norm_arguments(norm, xg), _vector(bias, xg)
+
+
+def _batch_norms(cell, names: tuple[str, ...], step, steps, lengths, reverse):
+    """The cell's batch norms at evaluation as step norms; ``None`` in training."""
+    modules = [getattr(cell, name) for name in names]
+    if any(m.training for m in modules):
+        return None
+    t_index = step_indices(step, steps, lengths, reverse)
+    return [BatchNormStep(m, t_index) for m in modules]
+
+
+def lstm_inference(
+    cell,
+    x: Tensor,
     h: Tensor,
     c: Tensor,
-    w_hh: Tensor,
-    peephole: Tensor | None,
-    w_hr: Tensor | None,
-    coupled: bool,
-    norm_hh: StepNorm | None,
-    norm_c: StepNorm | None,
+    step: Tensor | None,
     lengths: Tensor | None,
     reverse: bool,
 ) -> tuple[Tensor, Tensor, Tensor] | None:
-    """The LSTM forward of :func:`rnnlab.fast.fused_lstm.lstm_forward` in one native call:
-    ``(y, h, c)``, or ``None`` when it cannot run here."""
-    ops = native_for(xg, h, c, w_hh, peephole, w_hr)
+    """``cell`` (an ``LSTMCell``) over ``x [T, B, I]`` from ``h``, ``c`` (and each row's time
+    ``step`` with batch norm) in one native call: ``(y, h, c)`` as ``unroll``, or ``None`` when
+    that cannot run here. Call without gradients (:func:`needs_grad`)."""
+    ops = native_for(x, h, c)
     if ops is None:
         return None
-    hh, cell = norm_arguments(norm_hh, xg), norm_arguments(norm_c, c)
-    if hh is None or cell is None:
-        return None
-    if cell[0] == LAYER_NORM and cell[2].numel() == 0:  # the kernel's cell norm has a shift
-        cell = (cell[0], cell[1], torch.zeros_like(cell[1]), cell[3])
-    steps, batch = xg.shape[:2]
-    empty = xg.new_empty(0)
+    steps, batch = x.shape[:2]
+    norm_in = norm_hh = norm_c = None
+    if cell.batch_norm:
+        norms = _batch_norms(cell, ("bn_ih", "bn_hh", "bn_c"), step, steps, lengths, reverse)
+        if norms is None:
+            return None
+        norm_in, norm_hh, norm_c = norms
+    elif cell.layer_norm:
+        norm_in = LayerNormStep(cell.ln_ih.weight, None, cell.ln_ih.eps)
+        norm_hh = LayerNormStep(cell.ln_hh.weight, None, cell.ln_hh.eps)
+        norm_c = LayerNormStep(cell.ln_c.weight, cell.ln_c.bias, cell.ln_c.eps)
+    xg, in_norm, in_bias = _input_terms(cell, x, norm_in, cell.gate_bias())
+    hh, cell_norm = norm_arguments(norm_hh, xg), norm_arguments(norm_c, c)
+    if cell_norm[0] == LAYER_NORM and cell_norm[2].numel() == 0:  # the kernel wants a shift
+        cell_norm = (LAYER_NORM, cell_norm[1], torch.zeros_like(cell_norm[1]), cell_norm[3])
+    w_hh, w_hr, peephole = cell.weight_hh.detach(), cell.weight_hr, cell.weight_peephole
     y, h, c = ops.lstm_sequence(
         xg,
         h,
         c,
         w_hh.t(),
         _packed(w_hh, batch, steps),
-        empty if peephole is None else peephole.contiguous(),
-        empty if w_hr is None else w_hr.t(),
-        None if w_hr is None else _packed(w_hr, batch, steps),
+        _vector(peephole, xg),
+        xg.new_empty(0) if w_hr is None else w_hr.detach().t(),
+        None if w_hr is None else _packed(w_hr.detach(), batch, steps),
         _lengths(lengths, xg),
         reverse,
-        coupled,
+        cell.coupled,
+        *in_norm,
+        in_bias,
         *hh,
-        *cell,
+        *cell_norm,
     )
     return y, h, c
 
 
-def gru_sequence(
-    xp: Tensor,
-    h: Tensor,
-    w_hh: Tensor,
-    b_hh: Tensor | None,
-    norm_hh: StepNorm | None,
-    lengths: Tensor | None,
-    reverse: bool,
+def gru_inference(
+    cell, x: Tensor, h: Tensor, step: Tensor | None, lengths: Tensor | None, reverse: bool
 ) -> tuple[Tensor, Tensor] | None:
-    """The GRU forward of :func:`rnnlab.fast.fused_gru.gru_forward` in one native call:
-    ``(y, h)``, or ``None`` when it cannot run here."""
-    ops = native_for(xp, h, w_hh, b_hh)
+    """``cell`` (a ``GRUCell``) over ``x [T, B, I]`` from ``h`` (and each row's time ``step``
+    with batch norm) in one native call: ``(y, h)`` as ``unroll``, or ``None`` when that cannot
+    run here. Call without gradients (:func:`needs_grad`)."""
+    ops = native_for(x, h)
     if ops is None:
         return None
-    hh = norm_arguments(norm_hh, xp)
-    if hh is None:
-        return None
-    steps, batch = xp.shape[:2]
+    steps, batch = x.shape[:2]
+    norm_in = norm_hh = None
+    if cell.batch_norm:
+        norms = _batch_norms(cell, ("bn_ih", "bn_hh"), step, steps, lengths, reverse)
+        if norms is None:
+            return None
+        norm_in, norm_hh = norms
+    elif cell.layer_norm:
+        norm_in = LayerNormStep(cell.ln_ih.weight, None, cell.ln_ih.eps)
+        norm_hh = LayerNormStep(cell.ln_hh.weight, None, cell.ln_hh.eps)
+    xp, in_norm, b_ih = _input_terms(cell, x, norm_in, cell.bias_ih)
+    w_hh = cell.weight_hh.detach()
     y, h = ops.gru_sequence(
         xp,
         h,
@@ -127,7 +177,9 @@ def gru_sequence(
         _packed(w_hh, batch, steps),
         _lengths(lengths, xp),
         reverse,
-        *hh,
-        xp.new_empty(0) if b_hh is None else b_hh,
+        *in_norm,
+        b_ih,
+        *norm_arguments(norm_hh, xp),
+        _vector(cell.bias_hh, xp),
     )
     return y, h
