@@ -298,13 +298,15 @@ at::Tensor layer_norm_backward(const at::Tensor& dy, const at::Tensor& x, const 
 //
 // lstm_sequence / gru_sequence run every step of a sequence in one call, without autograd: per
 // step one product of the state with the recurrent matrix (oneDNN with a weight packed once when
-// `packed` is given, else at::mm_out into a preallocated buffer), then one pass over each row
-// that normalises the product (layer norm, or the affine map of batch norm's population
-// statistics), adds the input term of the step (computed for all steps before the call) and does
-// the gate maths. Rows past their length keep their state and output zero, as the reference loop
-// rnnlab.layers.unroll.unroll. The row loops are compiled for AVX-512, AVX2 and plain x86-64 and
-// the best one is chosen when the library loads; in float32 exp is a polynomial (Cephes' expf,
-// within 2 ulp), in float64 std::exp.
+// `packed` is given, else at::mm_out into a preallocated buffer), then, for each row, one loop
+// over the hidden units that forms the pre-activations from the recurrent and input products
+// (computed for all steps before the call), each normalised on the fly (layer norm with the row's
+// moments, or the affine map of batch norm's population statistics), plus the bias, and does the
+// gate maths; a second short loop normalises the cell and forms the output. Rows past their
+// length keep their state and output zero, as the reference loop rnnlab.layers.unroll.unroll.
+// The row loops are compiled for AVX-512, AVX2 and plain x86-64 and the best one is chosen when
+// the library loads (GCC on x86-64 Linux); in float32 exp is a polynomial (Cephes' expf, within
+// 2 ulp), in float64 std::exp.
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define RNNLAB_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
@@ -349,137 +351,136 @@ RNNLAB_INLINE T tanh_(T x) {
   return T(2) / (T(1) + exp_poly(-2 * x)) - T(1);
 }
 
-// A normalisation of one row of F features: layer norm (gain, eps) or an affine map (scale and
-// shift of this row and step), then + bias when given.
-template <typename T>
-struct Norm {
-  int64_t kind = kNoNorm;
-  const T* gain = nullptr;   // layer norm [F]
-  const T* scale = nullptr;  // affine [F] of this row and step
-  const T* shift = nullptr;
-  const T* bias = nullptr;  // [F] or null
-  T eps = 0;
+// One row's term N(v) of F features, evaluated feature by feature inside the gate loops (no
+// pass of its own): v itself; layer norm (v - mean) * rstd * gain (mean and rstd of the row,
+// computed on construction; a shift is folded into the bias by the caller); or the affine map
+// v * scale + shift of batch norm's population statistics (scale and shift of this row and step).
+template <int64_t KIND, typename T>
+struct Term {
+  const T* v;
+  const T* a = nullptr;  // gain or scale
+  const T* b = nullptr;  // shift
+  T mean = 0, rstd = 1;
+
+  RNNLAB_INLINE T operator()(int64_t j) const {
+    if constexpr (KIND == kLayerNorm)
+      return (v[j] - mean) * rstd * a[j];
+    else if constexpr (KIND == kAffine)
+      return v[j] * a[j] + b[j];
+    else
+      return v[j];
+  }
 };
 
 template <typename T>
 RNNLAB_INLINE void moments(const T* v, int64_t n, T eps, T& mean, T& rstd) {
-  double sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < n; ++j) sum += v[j];
-  const double mu = sum / n;
-  double squares = 0;
-#pragma omp simd reduction(+ : squares)
+  double sum = 0, squares = 0;
+#pragma omp simd reduction(+ : sum, squares)
   for (int64_t j = 0; j < n; ++j) {
-    const double d = v[j] - mu;
-    squares += d * d;
+    const double x = v[j];
+    sum += x;
+    squares += x * x;
   }
+  const double mu = sum / n, var = squares / n - mu * mu;
   mean = T(mu);
-  rstd = T(1 / std::sqrt(squares / n + eps));
+  rstd = T(1 / std::sqrt((var > 0 ? var : 0) + eps));
 }
 
-template <bool ACCUMULATE, typename T>
-RNNLAB_INLINE void put(T* out, int64_t j, T value) {
-  if constexpr (ACCUMULATE)
-    out[j] += value;
-  else
-    out[j] = value;
-}
+// Where a term's normalisation parameters are, for one row at one step.
+template <typename T>
+struct NormAt {
+  const T* a = nullptr;  // layer norm: gain [F]; affine: scale [F] of this row and step
+  const T* b = nullptr;  // affine: shift [F]; the cell's layer norm: shift [F]
+  T eps = 0;
 
-// out = N(v) + bias (ACCUMULATE: out += N(v) + bias) over n features; out may be v.
-template <bool ACCUMULATE, typename T>
-RNNLAB_INLINE void normalise(T* out, const T* v, int64_t n, const Norm<T>& norm) {
-  if (norm.kind == kLayerNorm) {
-    T mean, rstd;
-    moments(v, n, norm.eps, mean, rstd);
-    const T *g = norm.gain, *b = norm.shift;
-    if (b != nullptr) {
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) put<ACCUMULATE>(out, j, (v[j] - mean) * rstd * g[j] + b[j]);
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) put<ACCUMULATE>(out, j, (v[j] - mean) * rstd * g[j]);
-    }
-  } else if (norm.kind == kAffine) {
-    const T *s = norm.scale, *b = norm.shift;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) put<ACCUMULATE>(out, j, v[j] * s[j] + b[j]);
-  } else if (ACCUMULATE || out != v) {
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) put<ACCUMULATE>(out, j, v[j]);
+  template <int64_t KIND>
+  RNNLAB_INLINE Term<KIND, T> term(const T* v, int64_t n) const {
+    Term<KIND, T> t{v, a, b};
+    if constexpr (KIND == kLayerNorm) moments(v, n, eps, t.mean, t.rstd);
+    return t;
   }
-  if (norm.bias != nullptr) {
-    const T* b = norm.bias;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) out[j] += b[j];
-  }
-}
-
-// One LSTM row: a [G*H] pre-activations (i, [f], g, o), overwritten (o block: the output gate);
-// c [H] cell, updated in place; peephole [G-1, H] or null.
-template <typename T, bool COUPLED, bool PEEP>
-RNNLAB_INLINE void lstm_cell_row(T* a, T* c, const T* peephole, int64_t hidden) {
-  constexpr int64_t g_block = COUPLED ? 1 : 2;
-  const T* ai = a;
-  const T* af = a + hidden;
-  const T* ag = a + g_block * hidden;
-  T* ao = a + (g_block + 1) * hidden;
-  const T* pi = peephole;
-  const T* pf = PEEP ? peephole + hidden : nullptr;
-  const T* po = PEEP ? peephole + g_block * hidden : nullptr;
-#pragma omp simd
-  for (int64_t j = 0; j < hidden; ++j) {
-    const T cp = c[j];
-    T pre_i = ai[j], pre_f = COUPLED ? T(0) : af[j];
-    if constexpr (PEEP) {
-      pre_i += pi[j] * cp;
-      if constexpr (!COUPLED) pre_f += pf[j] * cp;
-    }
-    const T i = sigmoid(pre_i);
-    const T f = COUPLED ? T(1) - i : sigmoid(pre_f);
-    const T cn = f * cp + i * tanh_(ag[j]);
-    c[j] = cn;
-    T pre_o = ao[j];
-    if constexpr (PEEP) pre_o += po[j] * cn;
-    ao[j] = sigmoid(pre_o);
-  }
-}
+};
 
 template <typename T>
 struct LSTMRow {
   int64_t hidden;
-  bool coupled;
-  const T* x;         // [G*H] input product (normalised by `in`)
-  T* a;               // [G*H] recurrent product, overwritten
+  const T* x;         // [G*H] input product
+  T* a;               // [G*H] recurrent product; its o block is overwritten with the output gate
+  const T* bias;      // [G*H]
   T* c;               // [H] cell, updated in place
   T* m;               // [H] out: o * tanh(N_c(c))
   const T* peephole;  // [G-1, H] or null
-  Norm<T> in, hh, cell;
+  NormAt<T> in, hh, cell;
+  int64_t cell_kind;
 };
 
-template <typename T>
-RNNLAB_INLINE void lstm_row(const LSTMRow<T>& r) {
-  const int64_t hidden = r.hidden, gates = r.coupled ? 3 : 4;
-  normalise<false>(r.a, r.a, gates * hidden, r.hh);
-  normalise<true>(r.a, r.x, gates * hidden, r.in);
-  if (r.coupled) {
-    if (r.peephole) lstm_cell_row<T, true, true>(r.a, r.c, r.peephole, hidden);
-    else lstm_cell_row<T, true, false>(r.a, r.c, r.peephole, hidden);
-  } else {
-    if (r.peephole) lstm_cell_row<T, false, true>(r.a, r.c, r.peephole, hidden);
-    else lstm_cell_row<T, false, false>(r.a, r.c, r.peephole, hidden);
+// The gates of one LSTM row; the pre-activations N_hh(W_hh h)_j + N_ih(x)_j + b_j are formed
+// inside the loop.
+template <typename T, bool COUPLED, bool PEEP, int64_t KIND>
+RNNLAB_INLINE void lstm_gates_row(const LSTMRow<T>& r) {
+  constexpr int64_t g_block = COUPLED ? 1 : 2;
+  const int64_t hidden = r.hidden, row = (g_block + 2) * hidden;
+  const Term<KIND, T> hh = r.hh.template term<KIND>(r.a, row);
+  const Term<KIND, T> in = r.in.template term<KIND>(r.x, row);
+  const T* bias = r.bias;
+  const T* p = r.peephole;
+  T* c = r.c;
+  T* o_out = r.a + (g_block + 1) * hidden;
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    const int64_t jf = hidden + j, jg = g_block * hidden + j, jo = (g_block + 1) * hidden + j;
+    const T cp = c[j];
+    T pre_i = hh(j) + in(j) + bias[j];
+    if constexpr (PEEP) pre_i += p[j] * cp;
+    const T i = sigmoid(pre_i);
+    T f;
+    if constexpr (COUPLED) {
+      f = T(1) - i;
+    } else {
+      T pre_f = hh(jf) + in(jf) + bias[jf];
+      if constexpr (PEEP) pre_f += p[hidden + j] * cp;
+      f = sigmoid(pre_f);
+    }
+    const T cn = f * cp + i * tanh_(hh(jg) + in(jg) + bias[jg]);
+    T pre_o = hh(jo) + in(jo) + bias[jo];
+    if constexpr (PEEP) pre_o += p[g_block * hidden + j] * cn;
+    c[j] = cn;
+    o_out[j] = sigmoid(pre_o);
   }
-  const T* o = r.a + (gates - 1) * hidden;
+}
+
+template <typename T, bool COUPLED, bool PEEP>
+RNNLAB_INLINE void lstm_gates_any(const LSTMRow<T>& r, int64_t kind) {
+  if (kind == kLayerNorm)
+    lstm_gates_row<T, COUPLED, PEEP, kLayerNorm>(r);
+  else if (kind == kAffine)
+    lstm_gates_row<T, COUPLED, PEEP, kAffine>(r);
+  else
+    lstm_gates_row<T, COUPLED, PEEP, kNoNorm>(r);
+}
+
+// One LSTM row and step: the gates, the new cell, and m = o * tanh(N_c(c)).
+template <typename T>
+RNNLAB_INLINE void lstm_row(const LSTMRow<T>& r, bool coupled, int64_t kind) {
+  const int64_t hidden = r.hidden;
+  if (coupled) {
+    if (r.peephole) lstm_gates_any<T, true, true>(r, kind);
+    else lstm_gates_any<T, true, false>(r, kind);
+  } else {
+    if (r.peephole) lstm_gates_any<T, false, true>(r, kind);
+    else lstm_gates_any<T, false, false>(r, kind);
+  }
+  const T* o = r.a + (coupled ? 2 : 3) * hidden;
   const T* c = r.c;
   T* m = r.m;
-  const Norm<T>& n = r.cell;
-  if (n.kind == kLayerNorm) {
+  if (r.cell_kind == kLayerNorm) {
     T mean, rstd;
-    moments(c, hidden, n.eps, mean, rstd);
-    const T *g = n.gain, *b = n.shift;  // the cell's layer norm has a shift (checked)
+    moments(c, hidden, r.cell.eps, mean, rstd);
+    const T *g = r.cell.a, *b = r.cell.b;
 #pragma omp simd
     for (int64_t j = 0; j < hidden; ++j) m[j] = o[j] * tanh_((c[j] - mean) * rstd * g[j] + b[j]);
-  } else if (n.kind == kAffine) {
-    const T *s = n.scale, *b = n.shift;
+  } else if (r.cell_kind == kAffine) {
+    const T *s = r.cell.a, *b = r.cell.b;
 #pragma omp simd
     for (int64_t j = 0; j < hidden; ++j) m[j] = o[j] * tanh_(c[j] * s[j] + b[j]);
   } else {
@@ -488,27 +489,44 @@ RNNLAB_INLINE void lstm_row(const LSTMRow<T>& r) {
   }
 }
 
-RNNLAB_CLONES void lstm_row_float(const LSTMRow<float>& r) { lstm_row(r); }
-void lstm_row_double(const LSTMRow<double>& r) { lstm_row(r); }
-inline void lstm_row_any(const LSTMRow<float>& r) { lstm_row_float(r); }
-inline void lstm_row_any(const LSTMRow<double>& r) { lstm_row_double(r); }
+RNNLAB_CLONES void lstm_row_float(const LSTMRow<float>& r, bool coupled, int64_t kind) {
+  lstm_row(r, coupled, kind);
+}
+void lstm_row_double(const LSTMRow<double>& r, bool coupled, int64_t kind) {
+  lstm_row(r, coupled, kind);
+}
+inline void lstm_row_any(const LSTMRow<float>& r, bool coupled, int64_t kind) {
+  lstm_row_float(r, coupled, kind);
+}
+inline void lstm_row_any(const LSTMRow<double>& r, bool coupled, int64_t kind) {
+  lstm_row_double(r, coupled, kind);
+}
 
-// One GRU row: x [3H] input product (r, z, n), normalised by `in` into xn [3H] (unless `in` is
-// the identity), hp [3H] recurrent product, normalised by `hh` in place; h [H] updated in place
-// and copied to y [H].
 template <typename T>
-RNNLAB_INLINE void gru_row(const T* x, T* xn, T* hp, T* h, T* y, int64_t hidden,
-                           const Norm<T>& in, const Norm<T>& hh) {
-  normalise<false>(hp, hp, 3 * hidden, hh);
-  if (in.kind != kNoNorm || in.bias != nullptr) {
-    normalise<false>(xn, x, 3 * hidden, in);
-    x = xn;
-  }
+struct GRURow {
+  int64_t hidden;
+  const T* x;  // [3H] input product (r, z, n)
+  const T* hp;  // [3H] recurrent product
+  const T *b_ih, *b_hh;  // [3H]
+  T *h, *y;  // [H] state, updated in place, and output
+  NormAt<T> in, hh;
+};
+
+// One GRU row and step: r = sigmoid(X_r + P_r), z = sigmoid(X_z + P_z), n = tanh(X_n + r P_n),
+// h = n + z (h - n) with X = N_ih(x) + b_ih and P = N_hh(W_hh h) + b_hh formed inside the loop.
+template <typename T, int64_t KIND>
+RNNLAB_INLINE void gru_row(const GRURow<T>& r) {
+  const int64_t hidden = r.hidden;
+  const Term<KIND, T> hh = r.hh.template term<KIND>(r.hp, 3 * hidden);
+  const Term<KIND, T> in = r.in.template term<KIND>(r.x, 3 * hidden);
+  const T *bi = r.b_ih, *bh = r.b_hh;
+  T *h = r.h, *y = r.y;
 #pragma omp simd
   for (int64_t j = 0; j < hidden; ++j) {
-    const T r = sigmoid(x[j] + hp[j]);
-    const T z = sigmoid(x[hidden + j] + hp[hidden + j]);
-    const T n = tanh_(x[2 * hidden + j] + r * hp[2 * hidden + j]);
+    const int64_t jz = hidden + j, jn = 2 * hidden + j;
+    const T rg = sigmoid(in(j) + bi[j] + hh(j) + bh[j]);
+    const T z = sigmoid(in(jz) + bi[jz] + hh(jz) + bh[jz]);
+    const T n = tanh_(in(jn) + bi[jn] + rg * (hh(jn) + bh[jn]));
     const T hn = n + z * (h[j] - n);
     h[j] = hn;
     y[j] = hn;
@@ -516,21 +534,19 @@ RNNLAB_INLINE void gru_row(const T* x, T* xn, T* hp, T* h, T* y, int64_t hidden,
 }
 
 template <typename T>
-struct GRURow {
-  int64_t hidden;
-  const T* x;
-  T *xn, *hp, *h, *y;
-  Norm<T> in, hh;
-};
+RNNLAB_INLINE void gru_row_kind(const GRURow<T>& r, int64_t kind) {
+  if (kind == kLayerNorm)
+    gru_row<T, kLayerNorm>(r);
+  else if (kind == kAffine)
+    gru_row<T, kAffine>(r);
+  else
+    gru_row<T, kNoNorm>(r);
+}
 
-RNNLAB_CLONES void gru_row_float(const GRURow<float>& r) {
-  gru_row(r.x, r.xn, r.hp, r.h, r.y, r.hidden, r.in, r.hh);
-}
-void gru_row_double(const GRURow<double>& r) {
-  gru_row(r.x, r.xn, r.hp, r.h, r.y, r.hidden, r.in, r.hh);
-}
-inline void gru_row_any(const GRURow<float>& r) { gru_row_float(r); }
-inline void gru_row_any(const GRURow<double>& r) { gru_row_double(r); }
+RNNLAB_CLONES void gru_row_float(const GRURow<float>& r, int64_t kind) { gru_row_kind(r, kind); }
+void gru_row_double(const GRURow<double>& r, int64_t kind) { gru_row_kind(r, kind); }
+inline void gru_row_any(const GRURow<float>& r, int64_t kind) { gru_row_float(r, kind); }
+inline void gru_row_any(const GRURow<double>& r, int64_t kind) { gru_row_double(r, kind); }
 
 // x [B, K] @ W.T: through oneDNN with the weight packed once (torch.ops.mkldnn), else at::mm_out
 // with weight_t = W.T [K, N] into buffer [B, N].
@@ -556,34 +572,32 @@ struct Product {
   }
 };
 
-// The normalisation described by (kind, a, b, eps) for row `row` at step `t`: layer norm with
-// gain a [F] and shift b [F] (or empty); affine with scale a and shift b [T, 1 or B, F] (batch
-// norm's population statistics); then + bias [F] (or an empty or undefined tensor).
+// The parameters of a normalisation (kind, a, b, eps) for row `row` at step `t`: layer norm with
+// gain a [F] (and, for the cell, shift b [F]); affine with scale a and shift b [T, 1 or B, F].
 template <typename T>
-Norm<T> norm_at(int64_t kind, const at::Tensor& a, const at::Tensor& b, double eps,
-                const at::Tensor& bias, int64_t t, int64_t row) {
-  Norm<T> n;
-  n.kind = kind;
+NormAt<T> norm_at(int64_t kind, const at::Tensor& a, const at::Tensor& b, double eps, int64_t t,
+                  int64_t row) {
+  NormAt<T> n;
   n.eps = T(eps);
-  n.bias = bias.defined() && bias.numel() > 0 ? bias.data_ptr<T>() : nullptr;
   if (kind == kLayerNorm) {
-    n.gain = a.data_ptr<T>();
-    n.shift = b.numel() > 0 ? b.data_ptr<T>() : nullptr;
+    n.a = a.data_ptr<T>();
+    n.b = b.numel() > 0 ? b.data_ptr<T>() : nullptr;
   } else if (kind == kAffine) {
     const int64_t rows = a.size(1), features = a.size(2);
     const int64_t offset = (t * rows + (rows == 1 ? 0 : row)) * features;
-    n.scale = a.data_ptr<T>() + offset;
-    n.shift = b.data_ptr<T>() + offset;
+    n.a = a.data_ptr<T>() + offset;
+    n.b = b.data_ptr<T>() + offset;
   }
   return n;
 }
 
 void check_norm(int64_t kind, const at::Tensor& a, const at::Tensor& b, int64_t steps,
-                int64_t batch, int64_t features, const char* name) {
+                int64_t batch, int64_t features, const char* name, bool shift = false) {
   TORCH_CHECK(kind >= kNoNorm && kind <= kAffine, name, ": unknown normalisation ", kind);
   if (kind == kLayerNorm) {
-    TORCH_CHECK(a.numel() == features && (b.numel() == 0 || b.numel() == features), name,
-                ": layer norm gain and shift must have ", features, " features");
+    TORCH_CHECK(a.numel() == features && b.numel() == (shift ? features : 0), name,
+                shift ? ": layer norm gain and shift must have " : ": layer norm gain must have ",
+                features, " features (and no shift: fold it into the bias)");
   } else if (kind == kAffine) {
     TORCH_CHECK(a.dim() == 3 && a.size(0) == steps && (a.size(1) == 1 || a.size(1) == batch) &&
                     a.size(2) == features && b.sizes() == a.sizes(),
@@ -611,25 +625,26 @@ at::Tensor ready(const at::Tensor& t, const at::Tensor& like) {
   return t.numel() == 0 ? t : t.to(like.scalar_type()).contiguous();
 }
 
-// LSTM over a whole sequence (inference). xg [T, B, G*H] input products, normalised by (in_kind,
-// in_a, in_b, in_eps) plus in_bias [G*H] (or empty) at each step; h0 [B, P], c0 [B, H];
+// A bias vector of n entries: `bias`, or zeros when it is empty.
+at::Tensor bias_or_zeros(const at::Tensor& bias, int64_t n, const at::Tensor& like, const char* name) {
+  TORCH_CHECK(bias.numel() == 0 || bias.numel() == n, name, " must have ", n, " entries");
+  return bias.numel() == 0 ? at::zeros({n}, like.options()) : ready(bias, like);
+}
+
+// LSTM over a whole sequence (inference). xg [T, B, G*H] input products; h0 [B, P], c0 [B, H];
 // w_hh_t = W_hh.T [P, G*H] (w_hh_packed: W_hh for oneDNN, or none); peephole [G-1, H] or empty;
-// w_hr_t = W_hr.T [H, P] or empty (w_hr_packed); lengths [B] or empty; the recurrent term's
-// normalisation (hh_kind, hh_a, hh_b, hh_eps) and the cell's (c_kind, c_a, c_b, c_eps), each as
-// in norm_at. Returns y [T, B, P], h [B, P], c [B, H].
-std::vector<at::Tensor> lstm_sequence(const at::Tensor& xg_in, const at::Tensor& h0,
-                                      const at::Tensor& c0, const at::Tensor& w_hh_t,
-                                      const std::optional<at::Tensor>& w_hh_packed,
-                                      const at::Tensor& peephole_in, const at::Tensor& w_hr_t,
-                                      const std::optional<at::Tensor>& w_hr_packed,
-                                      const at::Tensor& lengths, bool reverse, bool coupled,
-                                      int64_t in_kind, const at::Tensor& in_a_in,
-                                      const at::Tensor& in_b_in, double in_eps,
-                                      const at::Tensor& in_bias_in, int64_t hh_kind,
-                                      const at::Tensor& hh_a_in,
-                                      const at::Tensor& hh_b_in, double hh_eps, int64_t c_kind,
-                                      const at::Tensor& c_a_in, const at::Tensor& c_b_in,
-                                      double c_eps) {
+// w_hr_t = W_hr.T [H, P] or empty (w_hr_packed); lengths [B] or empty. The pre-activations are
+// N_hh(W_hh h) + N_ih(xg_t) + bias [G*H] (or empty), both terms normalised alike (`norm`:
+// parameters (in_a, in_b, in_eps) and (hh_a, hh_b, hh_eps) as in norm_at); the output gate sees
+// N_c(c) (c_kind, c_a, c_b, c_eps). Returns y [T, B, P], h [B, P], c [B, H].
+std::vector<at::Tensor> lstm_sequence(
+    const at::Tensor& xg_in, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh_t,
+    const std::optional<at::Tensor>& w_hh_packed, const at::Tensor& peephole_in,
+    const at::Tensor& w_hr_t, const std::optional<at::Tensor>& w_hr_packed,
+    const at::Tensor& lengths, bool reverse, bool coupled, int64_t norm, const at::Tensor& in_a_in,
+    const at::Tensor& in_b_in, double in_eps, const at::Tensor& hh_a_in, const at::Tensor& hh_b_in,
+    double hh_eps, const at::Tensor& bias_in, int64_t c_kind, const at::Tensor& c_a_in,
+    const at::Tensor& c_b_in, double c_eps) {
   const at::Tensor xg = xg_in.contiguous();
   TORCH_CHECK(xg.dim() == 3 && xg.device().is_cpu(), "xg must be a [T, B, G*H] CPU tensor");
   const int64_t steps = xg.size(0), batch = xg.size(1), gates = coupled ? 3 : 4;
@@ -638,15 +653,13 @@ std::vector<at::Tensor> lstm_sequence(const at::Tensor& xg_in, const at::Tensor&
   TORCH_CHECK(xg.size(2) == row && c0.size(0) == batch && h0.size(0) == batch,
               "xg, h0 and c0 do not agree in batch or hidden size");
   TORCH_CHECK(project || out == hidden, "h0 must have the hidden size without projection");
-  check_norm(in_kind, in_a_in, in_b_in, steps, batch, row, "input normalisation");
-  check_norm(hh_kind, hh_a_in, hh_b_in, steps, batch, row, "recurrent normalisation");
-  check_norm(c_kind, c_a_in, c_b_in, steps, batch, hidden, "cell normalisation");
-  TORCH_CHECK(c_kind != kLayerNorm || c_b_in.numel() == hidden, "the cell's layer norm needs a shift");
-  const at::Tensor peephole = ready(peephole_in, xg), hh_a = ready(hh_a_in, xg);
-  const at::Tensor hh_b = ready(hh_b_in, xg), c_a = ready(c_a_in, xg), c_b = ready(c_b_in, xg);
-  const at::Tensor in_a = ready(in_a_in, xg), in_b = ready(in_b_in, xg);
-  const at::Tensor in_bias = ready(in_bias_in, xg);
-  TORCH_CHECK(in_bias.numel() == 0 || in_bias.numel() == row, "in_bias must have G*H entries");
+  check_norm(norm, in_a_in, in_b_in, steps, batch, row, "input normalisation");
+  check_norm(norm, hh_a_in, hh_b_in, steps, batch, row, "recurrent normalisation");
+  check_norm(c_kind, c_a_in, c_b_in, steps, batch, hidden, "cell normalisation", true);
+  const at::Tensor peephole = ready(peephole_in, xg), in_a = ready(in_a_in, xg);
+  const at::Tensor in_b = ready(in_b_in, xg), hh_a = ready(hh_a_in, xg), hh_b = ready(hh_b_in, xg);
+  const at::Tensor c_a = ready(c_a_in, xg), c_b = ready(c_b_in, xg);
+  const at::Tensor bias = bias_or_zeros(bias_in, row, xg, "bias");
   TORCH_CHECK(peephole.numel() == 0 || peephole.numel() == (gates - 1) * hidden,
               "peephole must be [G-1, H]");
   const std::vector<int64_t> len = lengths_of(lengths, batch, steps);
@@ -657,11 +670,11 @@ std::vector<at::Tensor> lstm_sequence(const at::Tensor& xg_in, const at::Tensor&
   Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, xg.options())};
   Product hr{w_hr_t, w_hr_packed, project ? at::empty({batch, out}, xg.options()) : at::Tensor()};
   at::Tensor m_all = project ? at::empty({batch, hidden}, xg.options()) : at::Tensor();
-  const at::Tensor none;
   AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_sequence", [&] {
     scalar_t *Y = y.data_ptr<scalar_t>(), *H = h.data_ptr<scalar_t>(), *C = c.data_ptr<scalar_t>();
     const scalar_t* X = xg.data_ptr<scalar_t>();
     const scalar_t* P = peephole.numel() > 0 ? peephole.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* BIAS = bias.data_ptr<scalar_t>();
     scalar_t* M = project ? m_all.data_ptr<scalar_t>() : nullptr;
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t t = reverse ? steps - 1 - s : s;
@@ -672,16 +685,17 @@ std::vector<at::Tensor> lstm_sequence(const at::Tensor& xg_in, const at::Tensor&
           if (t >= len[b]) continue;
           LSTMRow<scalar_t> r;
           r.hidden = hidden;
-          r.coupled = coupled;
           r.x = X + (t * batch + b) * row;
           r.a = A + b * row;
+          r.bias = BIAS;
           r.c = C + b * hidden;
           r.m = project ? M + b * hidden : Y + (t * batch + b) * out;
           r.peephole = P;
-          r.in = norm_at<scalar_t>(in_kind, in_a, in_b, in_eps, in_bias, t, b);
-          r.hh = norm_at<scalar_t>(hh_kind, hh_a, hh_b, hh_eps, none, t, b);
-          r.cell = norm_at<scalar_t>(c_kind, c_a, c_b, c_eps, none, t, b);
-          lstm_row_any(r);
+          r.in = norm_at<scalar_t>(norm, in_a, in_b, in_eps, t, b);
+          r.hh = norm_at<scalar_t>(norm, hh_a, hh_b, hh_eps, t, b);
+          r.cell = norm_at<scalar_t>(c_kind, c_a, c_b, c_eps, t, b);
+          r.cell_kind = c_kind;
+          lstm_row_any(r, coupled, norm);
           if (!project) std::memcpy(H + b * out, r.m, out * sizeof(scalar_t));
         }
       });
@@ -699,57 +713,55 @@ std::vector<at::Tensor> lstm_sequence(const at::Tensor& xg_in, const at::Tensor&
   return {y, h, c};
 }
 
-// GRU over a whole sequence (inference). xp [T, B, 3H] input products, normalised by (in_kind,
-// in_a, in_b, in_eps) plus b_ih [3H] (or empty) at each step; h0 [B, H]; w_hh_t = W_hh.T [H, 3H]
-// (w_hh_packed as in lstm_sequence); lengths [B] or empty; the recurrent term's normalisation
-// (hh_kind, hh_a, hh_b, hh_eps) as in norm_at, plus b_hh [3H] (or empty). Returns y [T, B, H],
-// h [B, H].
+// GRU over a whole sequence (inference). xp [T, B, 3H] input products; h0 [B, H];
+// w_hh_t = W_hh.T [H, 3H] (w_hh_packed as in lstm_sequence); lengths [B] or empty. The input
+// term is N_ih(xp_t) + b_ih and the recurrent term N_hh(W_hh h) + b_hh (biases [3H] or empty),
+// both normalised alike (`norm`, parameters as in lstm_sequence). Returns y [T, B, H], h [B, H].
 std::vector<at::Tensor> gru_sequence(const at::Tensor& xp_in, const at::Tensor& h0,
                                      const at::Tensor& w_hh_t,
                                      const std::optional<at::Tensor>& w_hh_packed,
-                                     const at::Tensor& lengths, bool reverse, int64_t in_kind,
+                                     const at::Tensor& lengths, bool reverse, int64_t norm,
                                      const at::Tensor& in_a_in, const at::Tensor& in_b_in,
-                                     double in_eps, const at::Tensor& b_ih_in, int64_t hh_kind,
-                                     const at::Tensor& hh_a_in, const at::Tensor& hh_b_in,
-                                     double hh_eps, const at::Tensor& b_hh_in) {
+                                     double in_eps, const at::Tensor& hh_a_in,
+                                     const at::Tensor& hh_b_in, double hh_eps,
+                                     const at::Tensor& b_ih_in, const at::Tensor& b_hh_in) {
   const at::Tensor xp = xp_in.contiguous();
   TORCH_CHECK(xp.dim() == 3 && xp.device().is_cpu(), "xp must be a [T, B, 3H] CPU tensor");
   const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h0.size(1), row = 3 * hidden;
   TORCH_CHECK(xp.size(2) == row && h0.size(0) == batch, "xp and h0 do not agree");
-  check_norm(in_kind, in_a_in, in_b_in, steps, batch, row, "input normalisation");
-  check_norm(hh_kind, hh_a_in, hh_b_in, steps, batch, row, "recurrent normalisation");
+  check_norm(norm, in_a_in, in_b_in, steps, batch, row, "input normalisation");
+  check_norm(norm, hh_a_in, hh_b_in, steps, batch, row, "recurrent normalisation");
   const at::Tensor in_a = ready(in_a_in, xp), in_b = ready(in_b_in, xp);
   const at::Tensor hh_a = ready(hh_a_in, xp), hh_b = ready(hh_b_in, xp);
-  const at::Tensor b_ih = ready(b_ih_in, xp), b_hh = ready(b_hh_in, xp);
-  TORCH_CHECK(b_ih.numel() == 0 || b_ih.numel() == row, "b_ih must have 3H entries");
-  TORCH_CHECK(b_hh.numel() == 0 || b_hh.numel() == row, "b_hh must have 3H entries");
+  const at::Tensor b_ih = bias_or_zeros(b_ih_in, row, xp, "b_ih");
+  const at::Tensor b_hh = bias_or_zeros(b_hh_in, row, xp, "b_hh");
   const std::vector<int64_t> len = lengths_of(lengths, batch, steps);
   at::Tensor h = h0.to(xp.scalar_type()).clone(at::MemoryFormat::Contiguous);
   at::Tensor y = lengths.numel() > 0 ? at::zeros({steps, batch, hidden}, xp.options())
                                      : at::empty({steps, batch, hidden}, xp.options());
   Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, xp.options())};
-  at::Tensor xn = at::empty({batch, row}, xp.options());
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_sequence", [&] {
     scalar_t *Y = y.data_ptr<scalar_t>(), *H = h.data_ptr<scalar_t>();
-    scalar_t* XN = xn.data_ptr<scalar_t>();
     const scalar_t* X = xp.data_ptr<scalar_t>();
+    const scalar_t *BI = b_ih.data_ptr<scalar_t>(), *BH = b_hh.data_ptr<scalar_t>();
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t t = reverse ? steps - 1 - s : s;
       at::Tensor a = hh(h);
-      scalar_t* A = a.data_ptr<scalar_t>();
+      const scalar_t* A = a.data_ptr<scalar_t>();
       at::parallel_for(0, batch, row_grain(row), [&](int64_t begin, int64_t end) {
         for (int64_t b = begin; b < end; ++b) {
           if (t >= len[b]) continue;
           GRURow<scalar_t> r;
           r.hidden = hidden;
           r.x = X + (t * batch + b) * row;
-          r.xn = XN + b * row;
           r.hp = A + b * row;
+          r.b_ih = BI;
+          r.b_hh = BH;
           r.h = H + b * hidden;
           r.y = Y + (t * batch + b) * hidden;
-          r.in = norm_at<scalar_t>(in_kind, in_a, in_b, in_eps, b_ih, t, b);
-          r.hh = norm_at<scalar_t>(hh_kind, hh_a, hh_b, hh_eps, b_hh, t, b);
-          gru_row_any(r);
+          r.in = norm_at<scalar_t>(norm, in_a, in_b, in_eps, t, b);
+          r.hh = norm_at<scalar_t>(norm, hh_a, hh_b, hh_eps, t, b);
+          gru_row_any(r, norm);
         }
       });
     }
@@ -778,13 +790,12 @@ TORCH_LIBRARY(rnnlab_native, m) {
   m.def(
       "lstm_sequence(Tensor xg, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_hh_packed, "
       "Tensor peephole, Tensor w_hr_t, Tensor? w_hr_packed, Tensor lengths, bool reverse, "
-      "bool coupled, int in_kind, Tensor in_a, Tensor in_b, float in_eps, Tensor in_bias, "
-      "int hh_kind, Tensor hh_a, Tensor hh_b, float hh_eps, int c_kind, Tensor c_a, Tensor c_b, "
-      "float c_eps) -> Tensor[]",
+      "bool coupled, int norm, Tensor in_a, Tensor in_b, float in_eps, Tensor hh_a, Tensor hh_b, "
+      "float hh_eps, Tensor bias, int c_kind, Tensor c_a, Tensor c_b, float c_eps) -> Tensor[]",
       &lstm_sequence);
   m.def(
       "gru_sequence(Tensor xp, Tensor h0, Tensor w_hh_t, Tensor? w_hh_packed, Tensor lengths, "
-      "bool reverse, int in_kind, Tensor in_a, Tensor in_b, float in_eps, Tensor b_ih, "
-      "int hh_kind, Tensor hh_a, Tensor hh_b, float hh_eps, Tensor b_hh) -> Tensor[]",
+      "bool reverse, int norm, Tensor in_a, Tensor in_b, float in_eps, Tensor hh_a, Tensor hh_b, "
+      "float hh_eps, Tensor b_ih, Tensor b_hh) -> Tensor[]",
       &gru_sequence);
 }

@@ -34,11 +34,11 @@ from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNo
 NO_NORM, LAYER_NORM, AFFINE = 0, 1, 2  # the kinds of normalisation the kernels know
 
 
-def norm_arguments(norm: StepNorm | None, like: Tensor) -> tuple[int, Tensor, Tensor, float] | None:
+def norm_arguments(norm: StepNorm | None, like: Tensor) -> tuple[int, Tensor, Tensor, float]:
     """``(kind, a, b, eps)`` describing ``norm`` to the kernels: layer norm with gain ``a [F]``
     and shift ``b [F]`` (empty when absent); batch norm at evaluation as the affine map
-    ``x * a + b`` with ``a``, ``b [T, 1 or B, F]`` (population statistics, gain and shift folded);
-    ``None`` for batch norm in training."""
+    ``x * a + b`` with ``a``, ``b [T, 1 or B, F]`` (population statistics, gain and shift
+    folded)."""
     empty = like.new_empty(0)
     if norm is None:
         return NO_NORM, empty, empty, 0.0
@@ -49,7 +49,7 @@ def norm_arguments(norm: StepNorm | None, like: Tensor) -> tuple[int, Tensor, Te
         return LAYER_NORM, gain, empty if bias is None else bias.detach(), float(norm.eps)
     if isinstance(norm, BatchNormStep) and not norm.training:
         return AFFINE, norm.scale.detach(), norm.shift.detach(), 0.0
-    return None
+    raise ValueError(f"no native form of {type(norm).__name__} in training")
 
 
 def needs_grad(cell, *tensors: Tensor | None) -> bool:
@@ -77,16 +77,16 @@ def _vector(t: Tensor | None, like: Tensor) -> Tensor:
     return like.new_empty(0) if t is None else t.detach()
 
 
-def _input_terms(cell, x: Tensor, norm: StepNorm | None, bias: Tensor | None):
-    """The input products of all steps and how the kernel finishes them at each step:
-    ``(products, (kind, a, b, eps), bias)``. A normalised input term (layer or batch norm) is
-    normalised row by row inside the loop, where the row is in cache, instead of in passes over
-    the whole ``[T, B, G*H]`` tensor."""
-    if norm is None:
-        xg = cell.precompute(x)  # with the bias
-        return xg, norm_arguments(None, xg), xg.new_empty(0)
+def _input_products(cell, x: Tensor, normalised: bool, bias: Tensor | None):
+    """The input products of all steps and the bias the kernel adds at each step: with a
+    normalised input term, ``W_ih x`` (normalised row by row inside the loop, where the row is in
+    cache, instead of in passes over the whole ``[T, B, G*H]`` tensor) and ``bias``; else
+    ``cell.precompute(x)`` (bias included) and no bias."""
+    if not normalised:
+        xg = cell.precompute(x)
+        return xg, xg.new_empty(0)
     xg = linear_steps(x, cell.weight_ih, None)
-    return xg, norm_arguments(norm, xg), _vector(bias, xg)
+    return xg, _vector(bias, xg)
 
 
 def _batch_norms(cell, names: tuple[str, ...], step, steps, lengths, reverse):
@@ -124,8 +124,10 @@ def lstm_inference(
         norm_in = LayerNormStep(cell.ln_ih.weight, None, cell.ln_ih.eps)
         norm_hh = LayerNormStep(cell.ln_hh.weight, None, cell.ln_hh.eps)
         norm_c = LayerNormStep(cell.ln_c.weight, cell.ln_c.bias, cell.ln_c.eps)
-    xg, in_norm, in_bias = _input_terms(cell, x, norm_in, cell.gate_bias())
-    hh, cell_norm = norm_arguments(norm_hh, xg), norm_arguments(norm_c, c)
+    xg, bias = _input_products(cell, x, norm_in is not None, cell.gate_bias())
+    kind, *in_norm = norm_arguments(norm_in, xg)
+    _, *hh_norm = norm_arguments(norm_hh, xg)
+    cell_norm = norm_arguments(norm_c, c)
     if cell_norm[0] == LAYER_NORM and cell_norm[2].numel() == 0:  # the kernel wants a shift
         cell_norm = (LAYER_NORM, cell_norm[1], torch.zeros_like(cell_norm[1]), cell_norm[3])
     w_hh, w_hr, peephole = cell.weight_hh.detach(), cell.weight_hr, cell.weight_peephole
@@ -141,9 +143,10 @@ def lstm_inference(
         _lengths(lengths, xg),
         reverse,
         cell.coupled,
+        kind,
         *in_norm,
-        in_bias,
-        *hh,
+        *hh_norm,
+        bias,
         *cell_norm,
     )
     return y, h, c
@@ -168,7 +171,9 @@ def gru_inference(
     elif cell.layer_norm:
         norm_in = LayerNormStep(cell.ln_ih.weight, None, cell.ln_ih.eps)
         norm_hh = LayerNormStep(cell.ln_hh.weight, None, cell.ln_hh.eps)
-    xp, in_norm, b_ih = _input_terms(cell, x, norm_in, cell.bias_ih)
+    xp, b_ih = _input_products(cell, x, norm_in is not None, cell.bias_ih)
+    kind, *in_norm = norm_arguments(norm_in, xp)
+    _, *hh_norm = norm_arguments(norm_hh, xp)
     w_hh = cell.weight_hh.detach()
     y, h = ops.gru_sequence(
         xp,
@@ -177,9 +182,10 @@ def gru_inference(
         _packed(w_hh, batch, steps),
         _lengths(lengths, xp),
         reverse,
+        kind,
         *in_norm,
+        *hh_norm,
         b_ih,
-        *norm_arguments(norm_hh, xp),
         _vector(cell.bias_hh, xp),
     )
     return y, h
