@@ -3,15 +3,18 @@
 Without autograd the fused paths need no saved activations, so the whole time loop runs in C++
 (``lstm_sequence`` / ``gru_sequence`` in ``native_kernels.cpp``): the input products of all steps
 in one matrix product before the call; per step one product with the recurrent matrix (through
-oneDNN with the weight packed once, as :class:`StepWeight`, for float32 on CPU), then one
-vectorised pass over each row for the normalisations (layer norm, or batch norm's population
-statistics as an affine map) of the input and recurrent terms and of the cell, and the gate
-maths. No Python runs per step.
+oneDNN with the weight packed once, as :class:`StepWeight`, for float32 on CPU), then for each
+row one vectorised loop over the hidden units that forms the pre-activations — the input and
+recurrent products, each normalised on the fly (layer norm, or batch norm's population
+statistics as an affine map), plus the bias — and does the gate maths, and a short loop that
+normalises the cell. No Python runs per step, and no ``[T, B, G*H]`` temporary is made beyond
+the input products.
 
 The functions here return ``None`` when that path cannot run — native kernels off or not
-built (:mod:`rnnlab.fast.native`), tensors not float32/float64 on CPU, or batch norm in
-training mode (its running statistics move at every step) — and the caller (which also keeps
-regularizer masks and gradients away from it) then runs its Python loop.
+built (:mod:`rnnlab.fast.native`), tensors not float32/float64 on CPU, a graph being traced or
+exported, or batch norm in training mode (its running statistics move at every step) — and
+the caller (which also keeps regularizer masks and gradients away from it) then runs its Python
+loop.
 
 =========  =================================================================================
 x          ``[T, B, I]``
@@ -28,7 +31,7 @@ from torch import Tensor
 
 from rnnlab.fast.loop import linear_steps, step_indices
 from rnnlab.fast.native import native_for
-from rnnlab.fast.onednn import StepWeight
+from rnnlab.fast.onednn import StepWeight, _tracing
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 NO_NORM, LAYER_NORM, AFFINE = 0, 1, 2  # the kinds of normalisation the kernels know
@@ -110,7 +113,7 @@ def lstm_inference(
     """``cell`` (an ``LSTMCell``) over ``x [T, B, I]`` from ``h``, ``c`` (and each row's time
     ``step`` with batch norm) in one native call: ``(y, h, c)`` as ``unroll``, or ``None`` when
     that cannot run here. Call without gradients (:func:`needs_grad`)."""
-    ops = native_for(x, h, c)
+    ops = None if _tracing() else native_for(x, h, c)  # a traced graph keeps torch's operations
     if ops is None:
         return None
     steps, batch = x.shape[:2]
@@ -158,7 +161,7 @@ def gru_inference(
     """``cell`` (a ``GRUCell``) over ``x [T, B, I]`` from ``h`` (and each row's time ``step``
     with batch norm) in one native call: ``(y, h)`` as ``unroll``, or ``None`` when that cannot
     run here. Call without gradients (:func:`needs_grad`)."""
-    ops = native_for(x, h)
+    ops = None if _tracing() else native_for(x, h)
     if ops is None:
         return None
     steps, batch = x.shape[:2]
