@@ -613,6 +613,16 @@ std::vector<int64_t> lengths_of(const at::Tensor& lengths, int64_t batch, int64_
   return std::vector<int64_t>(p, p + batch);
 }
 
+// Ask for the row of the next step's input products now (about 64 cache lines): they are read
+// after the next recurrent product, whose packed matrix fills the L2 cache, and streaming them
+// from memory then (13 MB at T=100) stalled the loop; prefetched, they wait in L3 instead.
+template <typename T>
+void prefetch_row(const T* p, int64_t n) {
+#if defined(__GNUC__)
+  for (int64_t k = 0; k < n; k += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(p + k);
+#endif
+}
+
 int64_t row_grain(int64_t features) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, features)); }
 
 }  // namespace rnnlab_sequence
@@ -677,7 +687,7 @@ std::vector<at::Tensor> lstm_sequence(
     const scalar_t* BIAS = bias.data_ptr<scalar_t>();
     scalar_t* M = project ? m_all.data_ptr<scalar_t>() : nullptr;
     for (int64_t s = 0; s < steps; ++s) {
-      const int64_t t = reverse ? steps - 1 - s : s;
+      const int64_t t = reverse ? steps - 1 - s : s, next = reverse ? t - 1 : t + 1;
       at::Tensor a = hh(h);
       scalar_t* A = a.data_ptr<scalar_t>();
       at::parallel_for(0, batch, row_grain(row), [&](int64_t begin, int64_t end) {
@@ -697,6 +707,7 @@ std::vector<at::Tensor> lstm_sequence(
           r.cell_kind = c_kind;
           lstm_row_any(r, coupled, norm);
           if (!project) std::memcpy(H + b * out, r.m, out * sizeof(scalar_t));
+          if (s + 1 < steps) prefetch_row(X + (next * batch + b) * row, row);
         }
       });
       if (project) {
@@ -745,7 +756,7 @@ std::vector<at::Tensor> gru_sequence(const at::Tensor& xp_in, const at::Tensor& 
     const scalar_t* X = xp.data_ptr<scalar_t>();
     const scalar_t *BI = b_ih.data_ptr<scalar_t>(), *BH = b_hh.data_ptr<scalar_t>();
     for (int64_t s = 0; s < steps; ++s) {
-      const int64_t t = reverse ? steps - 1 - s : s;
+      const int64_t t = reverse ? steps - 1 - s : s, next = reverse ? t - 1 : t + 1;
       at::Tensor a = hh(h);
       const scalar_t* A = a.data_ptr<scalar_t>();
       at::parallel_for(0, batch, row_grain(row), [&](int64_t begin, int64_t end) {
@@ -762,6 +773,7 @@ std::vector<at::Tensor> gru_sequence(const at::Tensor& xp_in, const at::Tensor& 
           r.in = norm_at<scalar_t>(norm, in_a, in_b, in_eps, t, b);
           r.hh = norm_at<scalar_t>(norm, hh_a, hh_b, hh_eps, t, b);
           gru_row_any(r, norm);
+          if (s + 1 < steps) prefetch_row(X + (next * batch + b) * row, row);
         }
       });
     }
