@@ -1,6 +1,7 @@
 """Fused unrolling of GRU variants (layer norm, batch norm, weight norm) with backward through
-time written by hand; same design as :mod:`rnnlab.fast.fused_lstm` and the same maths as
-``GRUCell.step`` (tested against ``rnnlab.layers.unroll``).
+time written by hand (inference: the whole loop in one native call where it can run,
+:mod:`rnnlab.fast.native_sequence`); same design as :mod:`rnnlab.fast.fused_lstm` and the same
+maths as ``GRUCell.step`` (tested against ``rnnlab.layers.unroll``).
 
 Recurrent dropout, DropConnect and zoneout of ``h`` run inside the loop when their masks are
 given (:class:`~rnnlab.fast.regularizer_masks.RegularizerMasks`, all but ``zone_c``). As with the
@@ -17,6 +18,7 @@ from torch import Tensor
 
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
+from rnnlab.fast.native_sequence import gru_inference, needs_grad
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -45,6 +47,11 @@ def gru_unroll(
     """Run ``cell`` (a ``GRUCell``) over ``x [T, B, I]`` from ``h0`` (and each row's time
     ``step`` with batch norm): ``y [T, B, H]`` and the final ``h``, as ``unroll``; with recurrent
     dropout, DropConnect and zoneout when ``masks`` are given."""
+    if masks is None and not needs_grad(cell, x, h0):  # the whole loop in one native call
+        with torch.no_grad():
+            out = gru_inference(cell, x, h0, step, lengths, reverse)
+        if out is not None:
+            return out
     steps = x.shape[0]
     norm_hh = None
     if cell.batch_norm:

@@ -5,7 +5,9 @@ The input term of every step is computed before the loop in one matrix product (
 there, differentiably). The loop runs without autograd and keeps only what the backward needs;
 the backward walks the steps in reverse and computes the gradients of the recurrent parameters
 in one matrix product each at the end. With no gradient needed (inference, generation) only the
-forward loop runs. Same maths as ``LSTMCell.step`` (tested against ``rnnlab.layers.unroll``).
+forward loop runs: the whole of it in one native call where that can run
+(:mod:`rnnlab.fast.native_sequence`), else in Python. Same maths as ``LSTMCell.step`` (tested
+against ``rnnlab.layers.unroll``).
 
 Recurrent dropout, DropConnect and zoneout run inside the loop when their masks are given
 (:class:`~rnnlab.fast.regularizer_masks.RegularizerMasks`): the dropped ``h_{t-1}`` feeds the
@@ -22,6 +24,7 @@ from torch import Tensor
 
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
+from rnnlab.fast.native_sequence import lstm_inference, needs_grad
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -53,6 +56,11 @@ def lstm_unroll(
     """Run ``cell`` (an ``LSTMCell``) over ``x [T, B, I]`` from ``h``, ``c`` (and each row's time
     ``step`` with batch norm): ``y [T, B, H or P]`` and the final ``h``, ``c``, as ``unroll``;
     with recurrent dropout, DropConnect and zoneout when ``masks`` are given."""
+    if masks is None and not needs_grad(cell, x, h, c):  # the whole loop in one native call
+        with torch.no_grad():
+            out = lstm_inference(cell, x, h, c, step, lengths, reverse)
+        if out is not None:
+            return out
     steps = x.shape[0]
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)

@@ -2,7 +2,8 @@
 
 The gate maths of one time step (forward or backward) is one call into C++
 (``native_kernels.cpp``) instead of about ten tensor operations from Python, each paying
-Python's and the dispatcher's overhead. The kernels are compiled with
+Python's and the dispatcher's overhead; without autograd a whole sequence is one call
+(:mod:`rnnlab.fast.native_sequence`). The kernels are compiled with
 ``torch.utils.cpp_extension.load_inline`` on first use (g++ and ninja needed; measured here:
 about 40 s of CPU, 80-150 s of wall time on the loaded 2-core machine) into torch's extension cache
 (``~/.cache/torch_extensions``, or ``$TORCH_EXTENSIONS_DIR``), and loaded from there afterwards.
@@ -56,7 +57,9 @@ def _build():
             "rnnlab_native",
             cpp_sources=[SOURCE.read_text()],
             is_python_module=False,
-            extra_cflags=["-O3"],
+            # vectorise the loops marked "omp simd"; without trapping maths the clamps of the
+            # inference loops' exp are selects, so the AVX2 and SSE2 builds vectorise them too
+            extra_cflags=["-O3", "-fopenmp-simd", "-fno-trapping-math"],
         )
     except Exception as error:  # a missing compiler shows as one of several error types
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
