@@ -47,3 +47,21 @@ for seed in 0 1 2; do bench mackey-glass --seed "$seed"; done
 # session 2: chrono initialisation (Tallec and Ollivier 2018), 60 minutes each, at the papers' sizes
 bench copy --cell lstm --cell-option chrono=1020 --schedule cosine --budget-minutes 60
 bench adding --cell gru --cell-option chrono=600 --schedule cosine --budget-minutes 60
+
+# session 3 (after the segmented variable-length kernel made the music tasks ~6x faster)
+bench nottingham --cell lstm --hidden 300 --layers 1 --dropout 0.5 --lr 5e-3 --schedule cosine \
+  --eval-every 250 --budget-minutes 20
+bench nottingham --cell lstm --hidden 300 --layers 1 --dropout 0.2 --lr 5e-3 --schedule cosine \
+  --eval-every 250 --budget-minutes 10
+bench nottingham --cell gru --hidden 300 --layers 1 --dropout 0.2 --lr 5e-3 --schedule cosine \
+  --eval-every 250 --budget-minutes 10
+bench pmnist --cell gru --mnist-protocol test-split --eval-every 500 --budget-minutes 42
+# curriculum on the copy length (100, 200, 400, 800, 1000), chrono init for the full length
+bench copy --cell gru --cell-option chrono=1020 --curriculum step --curriculum-start 100 \
+  --curriculum-every 2000 --schedule cosine --eval-every 500 --budget-minutes 57
+
+# session 4
+bench adding --cell gru --cell-option chrono=600 --curriculum step --curriculum-start 100 \
+  --curriculum-every 1500 --schedule cosine --eval-every 500 --budget-minutes 55
+bench pmnist --cell lstm --forget-bias 10 --mnist-protocol test-split --eval-every 500 \
+  --budget-minutes 50
