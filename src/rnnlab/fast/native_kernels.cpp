@@ -18,6 +18,7 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -783,6 +784,543 @@ std::vector<at::Tensor> gru_sequence(const at::Tensor& xp_in, const at::Tensor& 
 
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// Whole-sequence training (LSTM)
+//
+// lstm_train_forward runs every step of a sequence in one call as lstm_sequence does, with the
+// recurrent term and the cell normalised by layer norm (row statistics) or by batch norm in
+// training (statistics of the batch at each step, the running statistics of the step's slot
+// moved as torch.native_batch_norm moves them), and keeps in [T, ...] tensors what
+// lstm_train_backward needs; that one walks the steps in reverse. All rows are computed at every
+// step, also those past their length (batch statistics see them, as in the Python loop); their
+// state is then kept. Plain loops over rows and features: one thread.
+
+namespace rnnlab_training {
+
+enum TrainNorm : int64_t { kNone = 0, kLayer = 1, kBatch = 3 };
+
+// x [rows, F] -> hat = (x - mean) * rstd per row, rstd [rows].
+template <typename T>
+RNNLAB_INLINE void layer_stats_impl(const T* x, int64_t rows, int64_t features, T eps, T* hat, T* rstd) {
+  for (int64_t b = 0; b < rows; ++b) {
+    const T* v = x + b * features;
+    T mean, r;
+    rnnlab_sequence::moments(v, features, eps, mean, r);
+    T* h = hat + b * features;
+#pragma omp simd
+    for (int64_t j = 0; j < features; ++j) h[j] = (v[j] - mean) * r;
+    rstd[b] = r;
+  }
+}
+
+// x [rows, F] -> hat = (x - mean) * invstd per feature over the rows, invstd [F]; moves the
+// running mean and variance [F] (unbiased variance) by momentum.
+template <typename T>
+RNNLAB_INLINE void batch_stats_impl(const T* x, int64_t rows, int64_t features, T eps, T momentum, T* hat, T* invstd,
+                 T* running_mean, T* running_var, std::vector<double>& sum,
+                 std::vector<double>& squares) {
+  std::fill(sum.begin(), sum.end(), 0.0);
+  std::fill(squares.begin(), squares.end(), 0.0);
+  for (int64_t b = 0; b < rows; ++b) {
+    const T* v = x + b * features;
+#pragma omp simd
+    for (int64_t j = 0; j < features; ++j) sum[j] += v[j];
+  }
+#pragma omp simd
+  for (int64_t j = 0; j < features; ++j) sum[j] /= rows;
+  for (int64_t b = 0; b < rows; ++b) {
+    const T* v = x + b * features;
+#pragma omp simd
+    for (int64_t j = 0; j < features; ++j) {
+      const double d = v[j] - sum[j];
+      squares[j] += d * d;
+    }
+  }
+  for (int64_t j = 0; j < features; ++j) {
+    const double var = squares[j] / rows;
+    invstd[j] = T(1 / std::sqrt(var + double(eps)));
+    running_mean[j] = T(momentum * sum[j] + (1 - momentum) * running_mean[j]);
+    running_var[j] = T(momentum * squares[j] / (rows > 1 ? rows - 1 : 1) +
+                       (1 - momentum) * running_var[j]);
+  }
+  for (int64_t b = 0; b < rows; ++b) {
+    const T* v = x + b * features;
+    T* h = hat + b * features;
+#pragma omp simd
+    for (int64_t j = 0; j < features; ++j) h[j] = T((v[j] - sum[j]) * invstd[j]);
+  }
+}
+
+// Backward of y = hat * gain (+ shift): dy, hat [rows, F]; rstd per row (layer) or per feature
+// (batch). Writes dx, adds into dgain, dshift [F] (dshift may be null).
+template <typename T>
+RNNLAB_INLINE void norm_backward_impl(int64_t kind, const T* dy, const T* hat, const T* rstd, const T* gain,
+                   int64_t rows, int64_t features, T* dx, T* dgain, T* dshift,
+                   std::vector<double>& s1, std::vector<double>& s2) {
+  if (kind == kLayer) {
+    for (int64_t b = 0; b < rows; ++b) {
+      const T *d = dy + b * features, *h = hat + b * features;
+      T* out = dx + b * features;
+      T a1 = 0, a2 = 0;
+#pragma omp simd reduction(+ : a1, a2)
+      for (int64_t j = 0; j < features; ++j) {
+        const T g = d[j] * gain[j];
+        a1 += g;
+        a2 += g * h[j];
+        dgain[j] += d[j] * h[j];
+      }
+      if (dshift) {
+#pragma omp simd
+        for (int64_t j = 0; j < features; ++j) dshift[j] += d[j];
+      }
+      a1 /= features;
+      a2 /= features;
+      const T r = rstd[b];
+#pragma omp simd
+      for (int64_t j = 0; j < features; ++j) out[j] = r * (d[j] * gain[j] - a1 - h[j] * a2);
+    }
+    return;
+  }
+  std::fill(s1.begin(), s1.end(), 0.0);
+  std::fill(s2.begin(), s2.end(), 0.0);
+  for (int64_t b = 0; b < rows; ++b) {
+    const T *d = dy + b * features, *h = hat + b * features;
+#pragma omp simd
+    for (int64_t j = 0; j < features; ++j) {
+      s1[j] += d[j];
+      s2[j] += d[j] * h[j];
+    }
+  }
+  for (int64_t j = 0; j < features; ++j) {
+    dgain[j] += T(s2[j]);
+    if (dshift) dshift[j] += T(s1[j]);
+  }
+  for (int64_t b = 0; b < rows; ++b) {
+    const T *d = dy + b * features, *h = hat + b * features;
+    T* out = dx + b * features;
+#pragma omp simd
+    for (int64_t j = 0; j < features; ++j)
+      out[j] = T(gain[j] * rstd[j] * (d[j] - s1[j] / rows - h[j] * s2[j] / rows));
+  }
+}
+
+
+// Compiled for each instruction set (RNNLAB_CLONES) in float32.
+RNNLAB_CLONES void layer_stats(const float* x, int64_t rows, int64_t features, float eps, float* hat, float* rstd) {
+  layer_stats_impl(x, rows, features, eps, hat, rstd);
+}
+void layer_stats(const double* x, int64_t rows, int64_t features, double eps, double* hat, double* rstd) {
+  layer_stats_impl(x, rows, features, eps, hat, rstd);
+}
+RNNLAB_CLONES void batch_stats(const float* x, int64_t rows, int64_t features, float eps, float momentum, float* hat, float* invstd,
+                 float* running_mean, float* running_var, std::vector<double>& sum,
+                 std::vector<double>& squares) {
+  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var, sum, squares);
+}
+void batch_stats(const double* x, int64_t rows, int64_t features, double eps, double momentum, double* hat, double* invstd,
+                 double* running_mean, double* running_var, std::vector<double>& sum,
+                 std::vector<double>& squares) {
+  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var, sum, squares);
+}
+RNNLAB_CLONES void norm_backward(int64_t kind, const float* dy, const float* hat, const float* rstd, const float* gain,
+                   int64_t rows, int64_t features, float* dx, float* dgain, float* dshift,
+                   std::vector<double>& s1, std::vector<double>& s2) {
+  norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift, s1, s2);
+}
+void norm_backward(int64_t kind, const double* dy, const double* hat, const double* rstd, const double* gain,
+                   int64_t rows, int64_t features, double* dx, double* dgain, double* dshift,
+                   std::vector<double>& s1, std::vector<double>& s2) {
+  norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift, s1, s2);
+}
+
+// One row's gates in training: r [G*H] pre-activations in, activations (i, f, tanh g, o) out;
+// the new cell into cn [H] from the previous one cp [H]; peephole p [G-1, H] when PEEP.
+template <typename T>
+struct GateRow {
+  int64_t hidden;
+  T* r;
+  const T* cp;
+  T* cn;
+  const T* p;
+};
+
+template <typename T, bool COUPLED, bool PEEP>
+RNNLAB_INLINE void train_gates(const GateRow<T>& w) {
+  constexpr int64_t g_block = COUPLED ? 1 : 2;
+  const int64_t hidden = w.hidden;
+  T *r = w.r, *rg = w.r + g_block * hidden, *ro = rg + hidden, *cn = w.cn;
+  const T *cp = w.cp, *p = w.p;
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    T pre_i = r[j];
+    if constexpr (PEEP) pre_i += p[j] * cp[j];
+    const T i = rnnlab_sequence::sigmoid(pre_i);
+    T f;
+    if constexpr (COUPLED) {
+      f = T(1) - i;
+    } else {
+      T pre_f = r[hidden + j];
+      if constexpr (PEEP) pre_f += p[hidden + j] * cp[j];
+      f = rnnlab_sequence::sigmoid(pre_f);
+      r[hidden + j] = f;
+    }
+    const T g = rnnlab_sequence::tanh_(rg[j]);
+    const T cnew = f * cp[j] + i * g;
+    r[j] = i;
+    rg[j] = g;
+    cn[j] = cnew;
+    T pre_o = ro[j];
+    if constexpr (PEEP) pre_o += p[g_block * hidden + j] * cnew;
+    ro[j] = rnnlab_sequence::sigmoid(pre_o);
+  }
+}
+
+// The backward of one row's gates: dm [H] gradient of m, through [H] that of c_new through the
+// output, dc [H] that of c_new from later steps, replaced by that of c_prev; act, tc, cp as
+// saved; the pre-activation gradients into da [G*H].
+template <typename T>
+struct GateGrad {
+  int64_t hidden;
+  const T *act, *dm, *through, *tc, *cp, *p;
+  T *dc, *da;
+};
+
+template <typename T, bool COUPLED, bool PEEP>
+RNNLAB_INLINE void train_gates_backward(const GateGrad<T>& w) {
+  constexpr int64_t g_block = COUPLED ? 1 : 2;
+  const int64_t hidden = w.hidden;
+  const T *sv = w.act, *sg = sv + g_block * hidden, *so = sg + hidden;
+  const T *dm = w.dm, *th = w.through, *tc = w.tc, *cp = w.cp, *p = w.p;
+  T *da = w.da, *dg = da + g_block * hidden, *d_o = dg + hidden, *dc = w.dc;
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    const T o = so[j];
+    T dcnew = dc[j] + th[j];
+    const T dao = dm[j] * tc[j] * o * (1 - o);
+    d_o[j] = dao;
+    if constexpr (PEEP) dcnew += dao * p[g_block * hidden + j];
+    const T i = sv[j], g = sg[j], c0 = cp[j];
+    const T dai = dcnew * (COUPLED ? g - c0 : g) * i * (1 - i);
+    da[j] = dai;
+    dg[j] = dcnew * i * (1 - g * g);
+    T dcp;
+    if constexpr (COUPLED) {
+      dcp = dcnew * (1 - i);
+    } else {
+      const T f = sv[hidden + j];
+      const T daf = dcnew * c0 * f * (1 - f);
+      da[hidden + j] = daf;
+      dcp = dcnew * f;
+      if constexpr (PEEP) dcp += daf * p[hidden + j];
+    }
+    if constexpr (PEEP) dcp += dai * p[j];
+    dc[j] = dcp;
+  }
+}
+
+// tc = tanh(x * gain + shift) (gain null: tanh(x)); m = o * tc unless m is null.
+template <typename T>
+RNNLAB_INLINE void train_tanh(const T* x, const T* gain, const T* shift, T* tc, int64_t n) {
+  if (gain) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) tc[j] = rnnlab_sequence::tanh_(x[j] * gain[j] + shift[j]);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) tc[j] = rnnlab_sequence::tanh_(x[j]);
+  }
+}
+
+template <typename T>
+RNNLAB_INLINE void gates_any(const GateRow<T>& w, bool coupled) {
+  if (coupled)
+    w.p ? train_gates<T, true, true>(w) : train_gates<T, true, false>(w);
+  else
+    w.p ? train_gates<T, false, true>(w) : train_gates<T, false, false>(w);
+}
+
+template <typename T>
+RNNLAB_INLINE void gates_backward_any(const GateGrad<T>& w, bool coupled) {
+  if (coupled)
+    w.p ? train_gates_backward<T, true, true>(w) : train_gates_backward<T, true, false>(w);
+  else
+    w.p ? train_gates_backward<T, false, true>(w) : train_gates_backward<T, false, false>(w);
+}
+
+// Compiled for each instruction set (RNNLAB_CLONES) in float32.
+RNNLAB_CLONES void gates_float(const GateRow<float>& w, bool coupled) { gates_any(w, coupled); }
+RNNLAB_CLONES void gates_backward_float(const GateGrad<float>& w, bool coupled) {
+  gates_backward_any(w, coupled);
+}
+RNNLAB_CLONES void tanh_float(const float* x, const float* gain, const float* shift, float* tc,
+                              int64_t n) {
+  train_tanh(x, gain, shift, tc, n);
+}
+inline void run_gates(const GateRow<float>& w, bool coupled) { gates_float(w, coupled); }
+inline void run_gates(const GateRow<double>& w, bool coupled) { gates_any(w, coupled); }
+inline void run_gates_backward(const GateGrad<float>& w, bool coupled) {
+  gates_backward_float(w, coupled);
+}
+inline void run_gates_backward(const GateGrad<double>& w, bool coupled) {
+  gates_backward_any(w, coupled);
+}
+inline void tanh_row(const float* x, const float* gain, const float* shift, float* tc, int64_t n) {
+  tanh_float(x, gain, shift, tc, n);
+}
+inline void tanh_row(const double* x, const double* gain, const double* shift, double* tc,
+                     int64_t n) {
+  train_tanh(x, gain, shift, tc, n);
+}
+
+}  // namespace rnnlab_training
+
+namespace {
+
+using namespace rnnlab_training;
+
+// LSTM training forward over a whole sequence. xg [T, B, G*H] the input terms (normalised, bias
+// included); h0, c0 [B, H]; w_hh_t = W_hh.T [H, G*H] (w_hh_packed as in lstm_sequence);
+// peephole [G-1, H] or empty; valid [T, B] bool or empty. norm: kNone, kLayer or kBatch for the
+// recurrent term (gain hh_gain [G*H], shift hh_shift [G*H] or empty) and the cell (c_gain,
+// c_shift [H]); with kBatch the running statistics hh_mean, hh_var [S, G*H], c_mean, c_var
+// [S, H] of slot slots[t] move at step t. Returns y, h, c, then the saved tensors: h_prev,
+// c_prev [T, B, H], act [T, B, G*H] (i, f, tanh g, o), hat_hh [T, B, G*H], rstd_hh ([T, B] or
+// [T, G*H]), c_new, hat_c, tc [T, B, H], rstd_c ([T, B] or [T, H]).
+std::vector<at::Tensor> lstm_train_forward(
+    const at::Tensor& xg_in, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh_t,
+    const std::optional<at::Tensor>& w_hh_packed, const at::Tensor& peephole_in,
+    const at::Tensor& valid_in, bool reverse, bool coupled, int64_t norm,
+    const at::Tensor& hh_gain_in, const at::Tensor& hh_shift_in, double hh_eps,
+    const at::Tensor& c_gain_in, const at::Tensor& c_shift_in, double c_eps, at::Tensor hh_mean,
+    at::Tensor hh_var, at::Tensor c_mean, at::Tensor c_var, const at::Tensor& slots_in,
+    double hh_momentum, double c_momentum) {
+  const at::Tensor xg = xg_in.contiguous();
+  TORCH_CHECK(xg.dim() == 3 && xg.device().is_cpu(), "xg must be a [T, B, G*H] CPU tensor");
+  TORCH_CHECK(norm == kNone || norm == kLayer || norm == kBatch, "unknown normalisation ", norm);
+  const int64_t steps = xg.size(0), batch = xg.size(1), gates = coupled ? 3 : 4;
+  const int64_t hidden = c0.size(1), row = gates * hidden;
+  TORCH_CHECK(xg.size(2) == row && c0.size(0) == batch && h0.size(0) == batch &&
+                  h0.size(1) == hidden, "xg, h0 and c0 do not agree");
+  const bool normed = norm != kNone;
+  const at::Tensor peephole = ready(peephole_in, xg);
+  const at::Tensor hh_gain = ready(hh_gain_in, xg), c_gain = ready(c_gain_in, xg);
+  const at::Tensor hh_shift = bias_or_zeros(hh_shift_in, row, xg, "hh_shift");
+  const at::Tensor c_shift = bias_or_zeros(c_shift_in, hidden, xg, "c_shift");
+  TORCH_CHECK(!normed || (hh_gain.numel() == row && c_gain.numel() == hidden),
+              "norm gains must have G*H and H entries");
+  TORCH_CHECK(peephole.numel() == 0 || peephole.numel() == (gates - 1) * hidden,
+              "peephole must be [G-1, H]");
+  const bool has_valid = valid_in.numel() > 0;
+  const at::Tensor valid = has_valid ? valid_in.to(at::kBool).contiguous() : valid_in;
+  TORCH_CHECK(!has_valid || valid.numel() == steps * batch, "valid must be [T, B]");
+  const at::Tensor slots = norm == kBatch ? slots_in.to(at::kLong).contiguous() : slots_in;
+  if (norm == kBatch) {
+    TORCH_CHECK(slots.numel() == steps, "slots must have one entry per step");
+    const at::Tensor* stats[] = {&hh_mean, &hh_var, &c_mean, &c_var};
+    for (const at::Tensor* s : stats) check(*s, "running statistics");
+    TORCH_CHECK(hh_mean.scalar_type() == xg.scalar_type() &&
+                    c_mean.scalar_type() == xg.scalar_type() && hh_mean.size(1) == row &&
+                    c_mean.size(1) == hidden, "running statistics do not agree with xg");
+  }
+  const auto options = xg.options();
+  at::Tensor h = h0.to(xg.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor c = c0.to(xg.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor y = at::empty({steps, batch, hidden}, options);
+  at::Tensor h_prev = at::empty({steps, batch, hidden}, options);
+  at::Tensor c_prev = at::empty({steps, batch, hidden}, options);
+  at::Tensor act = at::empty({steps, batch, row}, options);
+  at::Tensor c_new = at::empty({steps, batch, hidden}, options);
+  at::Tensor tc = at::empty({steps, batch, hidden}, options);
+  at::Tensor hat_hh = normed ? at::empty({steps, batch, row}, options) : at::empty({0}, options);
+  at::Tensor hat_c = normed ? at::empty({steps, batch, hidden}, options) : at::empty({0}, options);
+  at::Tensor rstd_hh = normed ? at::empty({steps, norm == kBatch ? row : batch}, options)
+                              : at::empty({0}, options);
+  at::Tensor rstd_c = normed ? at::empty({steps, norm == kBatch ? hidden : batch}, options)
+                             : at::empty({0}, options);
+  Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, options)};
+  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_train_forward", [&] {
+    using T = scalar_t;
+    const T* X = xg.data_ptr<T>();
+    const T* P = peephole.numel() > 0 ? peephole.data_ptr<T>() : nullptr;
+    const T *HG = normed ? hh_gain.data_ptr<T>() : nullptr, *HS = hh_shift.data_ptr<T>();
+    const T *CG = normed ? c_gain.data_ptr<T>() : nullptr, *CS = c_shift.data_ptr<T>();
+    const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
+    const int64_t* SL = norm == kBatch ? slots.data_ptr<int64_t>() : nullptr;
+    T *H = h.data_ptr<T>(), *C = c.data_ptr<T>(), *Y = y.data_ptr<T>();
+    std::vector<double> sum(row), squares(row);
+    const int64_t g_block = coupled ? 1 : 2;
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t t = reverse ? steps - 1 - s : s;
+      const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
+      T* HP = h_prev.data_ptr<T>() + off_h;
+      T* CP = c_prev.data_ptr<T>() + off_h;
+      std::memcpy(HP, H, batch * hidden * sizeof(T));
+      std::memcpy(CP, C, batch * hidden * sizeof(T));
+      at::Tensor a = hh(h);
+      const T* HW = a.data_ptr<T>();
+      T* HAT = normed ? hat_hh.data_ptr<T>() + off_g : nullptr;
+      if (norm == kLayer)
+        layer_stats(HW, batch, row, T(hh_eps), HAT, rstd_hh.data_ptr<T>() + t * batch);
+      else if (norm == kBatch)
+        batch_stats(HW, batch, row, T(hh_eps), T(hh_momentum), HAT,
+                       rstd_hh.data_ptr<T>() + t * row, hh_mean.data_ptr<T>() + SL[t] * row,
+                       hh_var.data_ptr<T>() + SL[t] * row, sum, squares);
+      T* ACT = act.data_ptr<T>() + off_g;
+      T* CN = c_new.data_ptr<T>() + off_h;
+      for (int64_t b = 0; b < batch; ++b) {
+        const T* x = X + off_g + b * row;
+        const T* hw = normed ? HAT + b * row : HW + b * row;
+        T* r = ACT + b * row;
+        const T* cp = CP + b * hidden;
+        T* cn = CN + b * hidden;
+        if (normed) {
+_Pragma("omp simd")
+          for (int64_t j = 0; j < row; ++j) r[j] = x[j] + hw[j] * HG[j] + HS[j];
+        } else {
+_Pragma("omp simd")
+          for (int64_t j = 0; j < row; ++j) r[j] = x[j] + hw[j];
+        }
+        run_gates(GateRow<T>{hidden, r, cp, cn, P}, coupled);
+      }
+      T* HC = normed ? hat_c.data_ptr<T>() + off_h : nullptr;
+      if (norm == kLayer)
+        layer_stats(CN, batch, hidden, T(c_eps), HC, rstd_c.data_ptr<T>() + t * batch);
+      else if (norm == kBatch)
+        batch_stats(CN, batch, hidden, T(c_eps), T(c_momentum), HC,
+                       rstd_c.data_ptr<T>() + t * hidden, c_mean.data_ptr<T>() + SL[t] * hidden,
+                       c_var.data_ptr<T>() + SL[t] * hidden, sum, squares);
+      T* TC = tc.data_ptr<T>() + off_h;
+      for (int64_t b = 0; b < batch; ++b) {
+        const T* o = ACT + b * row + (g_block + 1) * hidden;
+        const T* cn = normed ? HC + b * hidden : CN + b * hidden;
+        T* tcb = TC + b * hidden;
+        T* yb = Y + off_h + b * hidden;
+        tanh_row(cn, CG, CS, tcb, hidden);
+        if (V && !V[t * batch + b]) {
+          std::fill(yb, yb + hidden, T(0));
+          continue;
+        }
+        T* hb = H + b * hidden;
+        for (int64_t j = 0; j < hidden; ++j) hb[j] = yb[j] = o[j] * tcb[j];
+        std::memcpy(C + b * hidden, CN + b * hidden, hidden * sizeof(T));
+      }
+    }
+  });
+  return {y, h, c, h_prev, c_prev, act, hat_hh, rstd_hh, c_new, hat_c, rstd_c, tc};
+}
+
+// Backward of lstm_train_forward. dy [T, B, H], dh, dc [B, H] the gradients of y and of the
+// final state; w_hh = W_hh [G*H, H] (w_hh_packed: W_hh.T packed for oneDNN, or none); the rest
+// as lstm_train_forward takes and returns them. Returns dxg [T, B, G*H] (the gradient of the
+// pre-activations, which is that of xg), dhw [T, B, G*H] (of the recurrent products W_hh h;
+// dxg itself without normalisation), dh0, dc0 [B, H], and the gradients of hh_gain, hh_shift,
+// c_gain, c_shift (empty without normalisation).
+std::vector<at::Tensor> lstm_train_backward(
+    const at::Tensor& dy_in, const at::Tensor& dh_in, const at::Tensor& dc_in,
+    const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hh_packed,
+    const at::Tensor& peephole_in, const at::Tensor& valid_in, bool reverse, bool coupled,
+    int64_t norm, const at::Tensor& hh_gain_in, const at::Tensor& c_gain_in,
+    const at::Tensor& c_prev, const at::Tensor& act, const at::Tensor& hat_hh,
+    const at::Tensor& rstd_hh, const at::Tensor& hat_c, const at::Tensor& rstd_c,
+    const at::Tensor& tc) {
+  const at::Tensor dy = dy_in.contiguous();
+  const int64_t steps = act.size(0), batch = act.size(1), row = act.size(2);
+  const int64_t hidden = c_prev.size(2), gates = coupled ? 3 : 4;
+  TORCH_CHECK(row == gates * hidden && dy.sizes() == c_prev.sizes(), "shapes do not agree");
+  const bool normed = norm != kNone;
+  const auto options = act.options();
+  const at::Tensor peephole = ready(peephole_in, act);
+  const at::Tensor hh_gain = ready(hh_gain_in, act), c_gain = ready(c_gain_in, act);
+  const bool has_valid = valid_in.numel() > 0;
+  const at::Tensor valid = has_valid ? valid_in.to(at::kBool).contiguous() : valid_in;
+  at::Tensor dh = dh_in.to(act.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor dc = dc_in.to(act.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor dxg = at::empty({steps, batch, row}, options);
+  at::Tensor dhw = normed ? at::empty({steps, batch, row}, options) : dxg;
+  at::Tensor d_hh_gain = at::zeros({normed ? row : 0}, options);
+  at::Tensor d_hh_shift = at::zeros({normed ? row : 0}, options);
+  at::Tensor d_c_gain = at::zeros({normed ? hidden : 0}, options);
+  at::Tensor d_c_shift = at::zeros({normed ? hidden : 0}, options);
+  at::Tensor dcn = at::empty({batch, hidden}, options);   // gradient of N_c(c_new), then c_new
+  at::Tensor dcn_x = at::empty({batch, hidden}, options);
+  at::Tensor keep = at::empty({2, batch, hidden}, options);
+  Product back{w_hh.contiguous(), w_hh_packed, at::empty({batch, hidden}, options)};
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_train_backward", [&] {
+    using T = scalar_t;
+    const T* DY = dy.data_ptr<T>();
+    const T* P = peephole.numel() > 0 ? peephole.data_ptr<T>() : nullptr;
+    const T *HG = normed ? hh_gain.data_ptr<T>() : nullptr;
+    const T *CG = normed ? c_gain.data_ptr<T>() : nullptr;
+    const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
+    T *DH = dh.data_ptr<T>(), *DC = dc.data_ptr<T>();
+    T *DCN = dcn.data_ptr<T>(), *DCX = dcn_x.data_ptr<T>();
+    T *KH = keep.data_ptr<T>(), *KC = KH + batch * hidden;
+    std::vector<double> s1(row), s2(row);
+    const int64_t g_block = coupled ? 1 : 2;
+    for (int64_t s = steps - 1; s >= 0; --s) {
+      const int64_t t = reverse ? steps - 1 - s : s;
+      const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
+      const T* ACT = act.data_ptr<T>() + off_g;
+      const T* TC = tc.data_ptr<T>() + off_h;
+      const T* CP = c_prev.data_ptr<T>() + off_h;
+      // the gradient of m (dh + dy, zero past a row's length) into DH; the kept parts aside
+      for (int64_t b = 0; b < batch; ++b) {
+        T *dh_b = DH + b * hidden, *dc_b = DC + b * hidden;
+        const T* dy_b = DY + off_h + b * hidden;
+        if (V && !V[t * batch + b]) {
+          std::memcpy(KH + b * hidden, dh_b, hidden * sizeof(T));
+          std::memcpy(KC + b * hidden, dc_b, hidden * sizeof(T));
+          std::fill(dh_b, dh_b + hidden, T(0));
+          std::fill(dc_b, dc_b + hidden, T(0));
+        } else {
+          if (V) {
+            std::fill(KH + b * hidden, KH + (b + 1) * hidden, T(0));
+            std::fill(KC + b * hidden, KC + (b + 1) * hidden, T(0));
+          }
+_Pragma("omp simd")
+          for (int64_t j = 0; j < hidden; ++j) dh_b[j] += dy_b[j];
+        }
+        // through m = o * tanh(N_c(c_new)) to N_c(c_new)
+        const T* o = ACT + b * row + (g_block + 1) * hidden;
+        const T* tcb = TC + b * hidden;
+        T* d = DCN + b * hidden;
+_Pragma("omp simd")
+        for (int64_t j = 0; j < hidden; ++j) d[j] = dh_b[j] * o[j] * (1 - tcb[j] * tcb[j]);
+      }
+      const T* through = DCN;
+      if (normed) {
+        norm_backward(norm, DCN, hat_c.data_ptr<T>() + off_h,
+                         rstd_c.data_ptr<T>() + t * (norm == kBatch ? hidden : batch), CG, batch,
+                         hidden, DCX, d_c_gain.data_ptr<T>(), d_c_shift.data_ptr<T>(), s1, s2);
+        through = DCX;
+      }
+      T* DA = dxg.data_ptr<T>() + off_g;
+      for (int64_t b = 0; b < batch; ++b) {
+        const int64_t k = b * hidden;
+        run_gates_backward(GateGrad<T>{hidden, ACT + b * row, DH + k, through + k, TC + k, CP + k, P,
+                                       DC + k, DA + b * row},
+                       coupled);
+      }
+      T* DHW = dhw.data_ptr<T>() + off_g;
+      if (normed)
+        norm_backward(norm, DA, hat_hh.data_ptr<T>() + off_g,
+                         rstd_hh.data_ptr<T>() + t * (norm == kBatch ? row : batch), HG, batch,
+                         row, DHW, d_hh_gain.data_ptr<T>(), d_hh_shift.data_ptr<T>(), s1, s2);
+      const at::Tensor dhw_t = dhw.select(0, t);
+      const at::Tensor back_h = back(dhw_t);
+      std::memcpy(DH, back_h.data_ptr<T>(), batch * hidden * sizeof(T));
+      if (V) {
+        for (int64_t k = 0; k < batch * hidden; ++k) {
+          DH[k] += KH[k];
+          DC[k] += KC[k];
+        }
+      }
+    }
+  });
+  return {dxg, dhw, dh, dc, d_hh_gain, d_hh_shift, d_c_gain, d_c_shift};
+}
+
+}  // namespace
+
 TORCH_LIBRARY(rnnlab_native, m) {
   m.def("lstm_gates(Tensor(a!) a, Tensor c, Tensor peephole, bool coupled, bool finish) -> Tensor[]",
         &lstm_gates);
@@ -810,4 +1348,17 @@ TORCH_LIBRARY(rnnlab_native, m) {
       "bool reverse, int norm, Tensor in_a, Tensor in_b, float in_eps, Tensor hh_a, Tensor hh_b, "
       "float hh_eps, Tensor b_ih, Tensor b_hh) -> Tensor[]",
       &gru_sequence);
+  m.def(
+      "lstm_train_forward(Tensor xg, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_hh_packed, "
+      "Tensor peephole, Tensor valid, bool reverse, bool coupled, int norm, Tensor hh_gain, "
+      "Tensor hh_shift, float hh_eps, Tensor c_gain, Tensor c_shift, float c_eps, "
+      "Tensor(a!) hh_mean, Tensor(b!) hh_var, Tensor(c!) c_mean, Tensor(d!) c_var, Tensor slots, "
+      "float hh_momentum, float c_momentum) -> Tensor[]",
+      &lstm_train_forward);
+  m.def(
+      "lstm_train_backward(Tensor dy, Tensor dh, Tensor dc, Tensor w_hh, Tensor? w_hh_packed, "
+      "Tensor peephole, Tensor valid, bool reverse, bool coupled, int norm, Tensor hh_gain, "
+      "Tensor c_gain, Tensor c_prev, Tensor act, Tensor hat_hh, Tensor rstd_hh, Tensor hat_c, "
+      "Tensor rstd_c, Tensor tc) -> Tensor[]",
+      &lstm_train_backward);
 }
