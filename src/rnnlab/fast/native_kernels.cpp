@@ -817,10 +817,10 @@ RNNLAB_INLINE void layer_stats_impl(const T* x, int64_t rows, int64_t features, 
 // running mean and variance [F] (unbiased variance) by momentum.
 template <typename T>
 RNNLAB_INLINE void batch_stats_impl(const T* x, int64_t rows, int64_t features, T eps, T momentum, T* hat, T* invstd,
-                 T* running_mean, T* running_var, std::vector<double>& sum,
-                 std::vector<double>& squares) {
-  std::fill(sum.begin(), sum.end(), 0.0);
-  std::fill(squares.begin(), squares.end(), 0.0);
+                 T* running_mean, T* running_var, std::vector<T>& sum,
+                 std::vector<T>& squares) {
+  std::fill(sum.begin(), sum.end(), T(0));
+  std::fill(squares.begin(), squares.end(), T(0));
   for (int64_t b = 0; b < rows; ++b) {
     const T* v = x + b * features;
 #pragma omp simd
@@ -832,13 +832,12 @@ RNNLAB_INLINE void batch_stats_impl(const T* x, int64_t rows, int64_t features, 
     const T* v = x + b * features;
 #pragma omp simd
     for (int64_t j = 0; j < features; ++j) {
-      const double d = v[j] - sum[j];
+      const T d = v[j] - sum[j];
       squares[j] += d * d;
     }
   }
   for (int64_t j = 0; j < features; ++j) {
-    const double var = squares[j] / rows;
-    invstd[j] = T(1 / std::sqrt(var + double(eps)));
+    invstd[j] = T(1) / std::sqrt(squares[j] / rows + eps);
     running_mean[j] = T(momentum * sum[j] + (1 - momentum) * running_mean[j]);
     running_var[j] = T(momentum * squares[j] / (rows > 1 ? rows - 1 : 1) +
                        (1 - momentum) * running_var[j]);
@@ -856,7 +855,7 @@ RNNLAB_INLINE void batch_stats_impl(const T* x, int64_t rows, int64_t features, 
 template <typename T>
 RNNLAB_INLINE void norm_backward_impl(int64_t kind, const T* dy, const T* hat, const T* rstd, const T* gain,
                    int64_t rows, int64_t features, T* dx, T* dgain, T* dshift,
-                   std::vector<double>& s1, std::vector<double>& s2) {
+                   std::vector<T>& s1, std::vector<T>& s2) {
   if (kind == kLayer) {
     for (int64_t b = 0; b < rows; ++b) {
       const T *d = dy + b * features, *h = hat + b * features;
@@ -881,8 +880,8 @@ RNNLAB_INLINE void norm_backward_impl(int64_t kind, const T* dy, const T* hat, c
     }
     return;
   }
-  std::fill(s1.begin(), s1.end(), 0.0);
-  std::fill(s2.begin(), s2.end(), 0.0);
+  std::fill(s1.begin(), s1.end(), T(0));
+  std::fill(s2.begin(), s2.end(), T(0));
   for (int64_t b = 0; b < rows; ++b) {
     const T *d = dy + b * features, *h = hat + b * features;
 #pragma omp simd
@@ -913,8 +912,8 @@ void layer_stats(const double* x, int64_t rows, int64_t features, double eps, do
   layer_stats_impl(x, rows, features, eps, hat, rstd);
 }
 RNNLAB_CLONES void batch_stats(const float* x, int64_t rows, int64_t features, float eps, float momentum, float* hat, float* invstd,
-                 float* running_mean, float* running_var, std::vector<double>& sum,
-                 std::vector<double>& squares) {
+                 float* running_mean, float* running_var, std::vector<float>& sum,
+                 std::vector<float>& squares) {
   batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var, sum, squares);
 }
 void batch_stats(const double* x, int64_t rows, int64_t features, double eps, double momentum, double* hat, double* invstd,
@@ -924,7 +923,7 @@ void batch_stats(const double* x, int64_t rows, int64_t features, double eps, do
 }
 RNNLAB_CLONES void norm_backward(int64_t kind, const float* dy, const float* hat, const float* rstd, const float* gain,
                    int64_t rows, int64_t features, float* dx, float* dgain, float* dshift,
-                   std::vector<double>& s1, std::vector<double>& s2) {
+                   std::vector<float>& s1, std::vector<float>& s2) {
   norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift, s1, s2);
 }
 void norm_backward(int64_t kind, const double* dy, const double* hat, const double* rstd, const double* gain,
@@ -1084,7 +1083,8 @@ using namespace rnnlab_training;
 // c_shift [H]); with kBatch the running statistics hh_mean, hh_var [S, G*H], c_mean, c_var
 // [S, H] of slot slots[t] move at step t. Returns y, h, c, then the saved tensors: h_prev,
 // c_prev [T, B, H], act [T, B, G*H] (i, f, tanh g, o), hat_hh [T, B, G*H], rstd_hh ([T, B] or
-// [T, G*H]), c_new, hat_c, tc [T, B, H], rstd_c ([T, B] or [T, H]).
+// [T, G*H]), c_new (with peepholes, else the last step's), hat_c, tc [T, B, H], rstd_c ([T, B]
+// or [T, H]); without normalisation hat_* and rstd_* are empty.
 std::vector<at::Tensor> lstm_train_forward(
     const at::Tensor& xg_in, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh_t,
     const std::optional<at::Tensor>& w_hh_packed, const at::Tensor& peephole_in,
@@ -1128,7 +1128,8 @@ std::vector<at::Tensor> lstm_train_forward(
   at::Tensor h_prev = at::empty({steps, batch, hidden}, options);
   at::Tensor c_prev = at::empty({steps, batch, hidden}, options);
   at::Tensor act = at::empty({steps, batch, row}, options);
-  at::Tensor c_new = at::empty({steps, batch, hidden}, options);
+  const bool peep = peephole.numel() > 0;  // c_new is kept for the peephole gradient only
+  at::Tensor c_new = at::empty({peep ? steps : 1, batch, hidden}, options);
   at::Tensor tc = at::empty({steps, batch, hidden}, options);
   at::Tensor hat_hh = normed ? at::empty({steps, batch, row}, options) : at::empty({0}, options);
   at::Tensor hat_c = normed ? at::empty({steps, batch, hidden}, options) : at::empty({0}, options);
@@ -1146,7 +1147,7 @@ std::vector<at::Tensor> lstm_train_forward(
     const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
     const int64_t* SL = norm == kBatch ? slots.data_ptr<int64_t>() : nullptr;
     T *H = h.data_ptr<T>(), *C = c.data_ptr<T>(), *Y = y.data_ptr<T>();
-    std::vector<double> sum(row), squares(row);
+    std::vector<T> sum(row), squares(row);
     const int64_t g_block = coupled ? 1 : 2;
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t t = reverse ? steps - 1 - s : s;
@@ -1165,7 +1166,7 @@ std::vector<at::Tensor> lstm_train_forward(
                        rstd_hh.data_ptr<T>() + t * row, hh_mean.data_ptr<T>() + SL[t] * row,
                        hh_var.data_ptr<T>() + SL[t] * row, sum, squares);
       T* ACT = act.data_ptr<T>() + off_g;
-      T* CN = c_new.data_ptr<T>() + off_h;
+      T* CN = c_new.data_ptr<T>() + (peep ? off_h : 0);
       for (int64_t b = 0; b < batch; ++b) {
         const T* x = X + off_g + b * row;
         const T* hw = normed ? HAT + b * row : HW + b * row;
@@ -1254,7 +1255,7 @@ std::vector<at::Tensor> lstm_train_backward(
     T *DH = dh.data_ptr<T>(), *DC = dc.data_ptr<T>();
     T *DCN = dcn.data_ptr<T>(), *DCX = dcn_x.data_ptr<T>();
     T *KH = keep.data_ptr<T>(), *KC = KH + batch * hidden;
-    std::vector<double> s1(row), s2(row);
+    std::vector<T> s1(row), s2(row);
     const int64_t g_block = coupled ? 1 : 2;
     for (int64_t s = steps - 1; s >= 0; --s) {
       const int64_t t = reverse ? steps - 1 - s : s;
@@ -1319,6 +1320,78 @@ _Pragma("omp simd")
   return {dxg, dhw, dh, dc, d_hh_gain, d_hh_shift, d_c_gain, d_c_shift};
 }
 
+// Batch norm of every step of x [T, B, F] with the statistics of the batch at that step, as
+// RecurrentBatchNorm.normalize_steps in training: y = hat * gain + shift (shift [F] or empty);
+// the running statistics [S, F] of slot slots[t] move at step t. Returns y, hat [T, B, F] and
+// invstd [T, F].
+std::vector<at::Tensor> batch_norm_steps(const at::Tensor& x_in, const at::Tensor& gain_in,
+                                         const at::Tensor& shift_in, double eps, double momentum,
+                                         at::Tensor running_mean, at::Tensor running_var,
+                                         const at::Tensor& slots_in) {
+  const at::Tensor x = x_in.contiguous();
+  TORCH_CHECK(x.dim() == 3 && x.device().is_cpu(), "x must be a [T, B, F] CPU tensor");
+  const int64_t steps = x.size(0), batch = x.size(1), features = x.size(2);
+  const at::Tensor gain = ready(gain_in, x);
+  const at::Tensor shift = bias_or_zeros(shift_in, features, x, "shift");
+  const at::Tensor slots = slots_in.to(at::kLong).contiguous();
+  TORCH_CHECK(gain.numel() == features && slots.numel() == steps, "gain or slots do not agree");
+  check(running_mean, "running_mean");
+  check(running_var, "running_var");
+  TORCH_CHECK(running_mean.scalar_type() == x.scalar_type() && running_mean.size(1) == features &&
+                  running_var.sizes() == running_mean.sizes(),
+              "running statistics do not agree with x");
+  at::Tensor y = at::empty_like(x), hat = at::empty_like(x);
+  at::Tensor invstd = at::empty({steps, features}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_steps", [&] {
+    using T = scalar_t;
+    const T *G = gain.data_ptr<T>(), *S = shift.data_ptr<T>();
+    const int64_t* SL = slots.data_ptr<int64_t>();
+    std::vector<T> sum(features), squares(features);
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t off = t * batch * features;
+      T* HAT = hat.data_ptr<T>() + off;
+      batch_stats(x.data_ptr<T>() + off, batch, features, T(eps), T(momentum), HAT,
+                  invstd.data_ptr<T>() + t * features,
+                  running_mean.data_ptr<T>() + SL[t] * features,
+                  running_var.data_ptr<T>() + SL[t] * features, sum, squares);
+      T* Y = y.data_ptr<T>() + off;
+      for (int64_t b = 0; b < batch; ++b) {
+        const T* h = HAT + b * features;
+        T* out = Y + b * features;
+        _Pragma("omp simd")
+        for (int64_t j = 0; j < features; ++j) out[j] = h[j] * G[j] + S[j];
+      }
+    }
+  });
+  return {y, hat, invstd};
+}
+
+// Backward of batch_norm_steps: dy, hat [T, B, F], invstd [T, F], gain [F]. Returns dx and the
+// gradients of gain and shift [F].
+std::vector<at::Tensor> batch_norm_steps_backward(const at::Tensor& dy_in, const at::Tensor& hat,
+                                                  const at::Tensor& invstd,
+                                                  const at::Tensor& gain_in) {
+  const at::Tensor dy = dy_in.contiguous();
+  check(hat, "hat");
+  check(invstd, "invstd");
+  TORCH_CHECK(dy.sizes() == hat.sizes(), "dy and hat do not agree");
+  const int64_t steps = hat.size(0), batch = hat.size(1), features = hat.size(2);
+  const at::Tensor gain = ready(gain_in, hat);
+  at::Tensor dx = at::empty_like(hat);
+  at::Tensor dgain = at::zeros({features}, hat.options()), dshift = at::zeros_like(dgain);
+  AT_DISPATCH_FLOATING_TYPES(hat.scalar_type(), "batch_norm_steps_backward", [&] {
+    using T = scalar_t;
+    std::vector<T> s1(features), s2(features);
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t off = t * batch * features;
+      norm_backward(kBatch, dy.data_ptr<T>() + off, hat.data_ptr<T>() + off,
+                    invstd.data_ptr<T>() + t * features, gain.data_ptr<T>(), batch, features,
+                    dx.data_ptr<T>() + off, dgain.data_ptr<T>(), dshift.data_ptr<T>(), s1, s2);
+    }
+  });
+  return {dx, dgain, dshift};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnlab_native, m) {
@@ -1361,4 +1434,10 @@ TORCH_LIBRARY(rnnlab_native, m) {
       "Tensor c_gain, Tensor c_prev, Tensor act, Tensor hat_hh, Tensor rstd_hh, Tensor hat_c, "
       "Tensor rstd_c, Tensor tc) -> Tensor[]",
       &lstm_train_backward);
+  m.def(
+      "batch_norm_steps(Tensor x, Tensor gain, Tensor shift, float eps, float momentum, "
+      "Tensor(a!) running_mean, Tensor(b!) running_var, Tensor slots) -> Tensor[]",
+      &batch_norm_steps);
+  m.def("batch_norm_steps_backward(Tensor dy, Tensor hat, Tensor invstd, Tensor gain) -> Tensor[]",
+        &batch_norm_steps_backward);
 }
