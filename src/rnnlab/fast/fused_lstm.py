@@ -251,7 +251,9 @@ class FusedLSTM(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec, xg, h0, c0, w_hh, peephole, w_hr, *norm_params):
-        ctx.spec, ctx.native = spec, native_training(spec, xg, h0, c0, w_hh, peephole, w_hr)
+        norms = (spec.norm_hh, spec.norm_c)
+        ctx.spec = spec
+        ctx.native = None if w_hr is not None else native_training(spec, norms, xg, h0, c0, w_hh)
         if ctx.native is not None:  # the whole loop in one native call each way
             y, h, c, ctx.saved = train_forward(ctx.native, spec, xg, h0, c0, w_hh, peephole)
             ctx.save_for_backward(w_hh, peephole)

@@ -1070,6 +1070,37 @@ inline void tanh_row(const double* x, const double* gain, const double* shift, d
   train_tanh(x, gain, shift, tc, n);
 }
 
+
+// One GRU row in training: x, hp [3H] the input and recurrent terms (r, z, n); h [H] the state.
+// Writes rz [2H], n [H] and h_new [H].
+template <typename T>
+struct GRUGateRow {
+  int64_t hidden;
+  const T *x, *hp, *h;
+  T *rz, *n, *h_new;
+};
+
+template <typename T>
+RNNLAB_INLINE void gru_train_gates(const GRUGateRow<T>& w) {
+  const int64_t hidden = w.hidden;
+  const T *x = w.x, *hp = w.hp, *h = w.h;
+  T *rz = w.rz, *n = w.n, *out = w.h_new;
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    const T r = rnnlab_sequence::sigmoid(x[j] + hp[j]);
+    const T z = rnnlab_sequence::sigmoid(x[hidden + j] + hp[hidden + j]);
+    const T nv = rnnlab_sequence::tanh_(x[2 * hidden + j] + r * hp[2 * hidden + j]);
+    rz[j] = r;
+    rz[hidden + j] = z;
+    n[j] = nv;
+    out[j] = nv + z * (h[j] - nv);
+  }
+}
+
+RNNLAB_CLONES void gru_gates_float(const GRUGateRow<float>& w) { gru_train_gates(w); }
+inline void run_gru_gates(const GRUGateRow<float>& w) { gru_gates_float(w); }
+inline void run_gru_gates(const GRUGateRow<double>& w) { gru_train_gates(w); }
+
 }  // namespace rnnlab_training
 
 namespace {
@@ -1320,6 +1351,188 @@ _Pragma("omp simd")
   return {dxg, dhw, dh, dc, d_hh_gain, d_hh_shift, d_c_gain, d_c_shift};
 }
 
+// GRU training forward over a whole sequence. xp [T, B, 3H] the input terms (normalised, b_ih
+// included); h0 [B, H]; w_hh_t = W_hh.T [H, 3H] (w_hh_packed as in lstm_sequence); b_hh [3H] or
+// empty; valid [T, B] bool or empty; norm, hh_gain, hh_shift, hh_eps, hh_mean, hh_var, slots and
+// hh_momentum as in lstm_train_forward (the recurrent term only). Returns y, h, then the saved
+// tensors: h_prev [T, B, H], rz [T, B, 2H], n [T, B, H], hp [T, B, 3H] (the recurrent terms,
+// normalised, b_hh included), hat_hh [T, B, 3H] and rstd_hh ([T, B] or [T, 3H]; both empty
+// without normalisation).
+std::vector<at::Tensor> gru_train_forward(
+    const at::Tensor& xp_in, const at::Tensor& h0, const at::Tensor& w_hh_t,
+    const std::optional<at::Tensor>& w_hh_packed, const at::Tensor& b_hh_in,
+    const at::Tensor& valid_in, bool reverse, int64_t norm, const at::Tensor& hh_gain_in,
+    const at::Tensor& hh_shift_in, double hh_eps, at::Tensor hh_mean, at::Tensor hh_var,
+    const at::Tensor& slots_in, double hh_momentum) {
+  const at::Tensor xp = xp_in.contiguous();
+  TORCH_CHECK(xp.dim() == 3 && xp.device().is_cpu(), "xp must be a [T, B, 3H] CPU tensor");
+  TORCH_CHECK(norm == kNone || norm == kLayer || norm == kBatch, "unknown normalisation ", norm);
+  const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h0.size(1), row = 3 * hidden;
+  TORCH_CHECK(xp.size(2) == row && h0.size(0) == batch, "xp and h0 do not agree");
+  const bool normed = norm != kNone;
+  const at::Tensor hh_gain = ready(hh_gain_in, xp);
+  const at::Tensor hh_shift = bias_or_zeros(hh_shift_in, row, xp, "hh_shift");
+  const at::Tensor b_hh = bias_or_zeros(b_hh_in, row, xp, "b_hh");
+  TORCH_CHECK(!normed || hh_gain.numel() == row, "the norm gain must have 3H entries");
+  const bool has_valid = valid_in.numel() > 0;
+  const at::Tensor valid = has_valid ? valid_in.to(at::kBool).contiguous() : valid_in;
+  TORCH_CHECK(!has_valid || valid.numel() == steps * batch, "valid must be [T, B]");
+  const at::Tensor slots = norm == kBatch ? slots_in.to(at::kLong).contiguous() : slots_in;
+  if (norm == kBatch) {
+    TORCH_CHECK(slots.numel() == steps, "slots must have one entry per step");
+    check(hh_mean, "running statistics");
+    check(hh_var, "running statistics");
+    TORCH_CHECK(hh_mean.scalar_type() == xp.scalar_type() && hh_mean.size(1) == row,
+                "running statistics do not agree with xp");
+  }
+  const auto options = xp.options();
+  at::Tensor h = h0.to(xp.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor y = at::empty({steps, batch, hidden}, options);
+  at::Tensor h_prev = at::empty({steps, batch, hidden}, options);
+  at::Tensor rz = at::empty({steps, batch, 2 * hidden}, options);
+  at::Tensor n = at::empty({steps, batch, hidden}, options);
+  at::Tensor hp = at::empty({steps, batch, row}, options);
+  at::Tensor hat_hh = normed ? at::empty({steps, batch, row}, options) : at::empty({0}, options);
+  at::Tensor rstd_hh = normed ? at::empty({steps, norm == kBatch ? row : batch}, options)
+                              : at::empty({0}, options);
+  at::Tensor h_new = at::empty({batch, hidden}, options);
+  Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, options)};
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_train_forward", [&] {
+    using T = scalar_t;
+    const T* X = xp.data_ptr<T>();
+    const T *HG = normed ? hh_gain.data_ptr<T>() : nullptr, *HS = hh_shift.data_ptr<T>();
+    const T* BH = b_hh.data_ptr<T>();
+    const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
+    const int64_t* SL = norm == kBatch ? slots.data_ptr<int64_t>() : nullptr;
+    T *H = h.data_ptr<T>(), *Y = y.data_ptr<T>(), *HN = h_new.data_ptr<T>();
+    std::vector<T> sum(row), squares(row);
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t t = reverse ? steps - 1 - s : s;
+      const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
+      T* HPREV = h_prev.data_ptr<T>() + off_h;
+      std::memcpy(HPREV, H, batch * hidden * sizeof(T));
+      at::Tensor a = hh(h);
+      const T* HW = a.data_ptr<T>();
+      T* HAT = normed ? hat_hh.data_ptr<T>() + off_g : nullptr;
+      if (norm == kLayer)
+        layer_stats(HW, batch, row, T(hh_eps), HAT, rstd_hh.data_ptr<T>() + t * batch);
+      else if (norm == kBatch)
+        batch_stats(HW, batch, row, T(hh_eps), T(hh_momentum), HAT,
+                    rstd_hh.data_ptr<T>() + t * row, hh_mean.data_ptr<T>() + SL[t] * row,
+                    hh_var.data_ptr<T>() + SL[t] * row, sum, squares);
+      T* HP = hp.data_ptr<T>() + off_g;
+      for (int64_t b = 0; b < batch; ++b) {
+        T* p = HP + b * row;
+        if (normed) {
+          const T* v = HAT + b * row;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < row; ++j) p[j] = v[j] * HG[j] + HS[j] + BH[j];
+        } else {
+          const T* v = HW + b * row;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < row; ++j) p[j] = v[j] + BH[j];
+        }
+        const int64_t k = b * hidden;
+        run_gru_gates(GRUGateRow<T>{hidden, X + off_g + b * row, p, HPREV + k,
+                                    rz.data_ptr<T>() + (t * batch + b) * 2 * hidden,
+                                    n.data_ptr<T>() + off_h + k, HN + k});
+        T* yb = Y + off_h + k;
+        if (V && !V[t * batch + b]) {
+          std::fill(yb, yb + hidden, T(0));
+          continue;
+        }
+        std::memcpy(yb, HN + k, hidden * sizeof(T));
+        std::memcpy(H + k, HN + k, hidden * sizeof(T));
+      }
+    }
+  });
+  return {y, h, h_prev, rz, n, hp, hat_hh, rstd_hh};
+}
+
+// Backward of gru_train_forward. dy [T, B, H], dh [B, H] the gradients of y and of the final
+// state; w_hh = W_hh [3H, H] (w_hh_packed: W_hh.T packed for oneDNN, or none); the rest as
+// gru_train_forward takes and returns them. Returns dxp [T, B, 3H] (the gradient of the input
+// terms), dhp [T, B, 3H] (of the recurrent terms, whose sum is that of b_hh), dhw [T, B, 3H]
+// (of the recurrent products W_hh h; dhp itself without normalisation), dh0 [B, H], and the
+// gradients of hh_gain and hh_shift (empty without normalisation).
+std::vector<at::Tensor> gru_train_backward(
+    const at::Tensor& dy_in, const at::Tensor& dh_in, const at::Tensor& w_hh,
+    const std::optional<at::Tensor>& w_hh_packed, const at::Tensor& valid_in, bool reverse,
+    int64_t norm, const at::Tensor& hh_gain_in, const at::Tensor& h_prev, const at::Tensor& rz,
+    const at::Tensor& n, const at::Tensor& hp, const at::Tensor& hat_hh,
+    const at::Tensor& rstd_hh) {
+  const at::Tensor dy = dy_in.contiguous();
+  const int64_t steps = hp.size(0), batch = hp.size(1), row = hp.size(2), hidden = row / 3;
+  TORCH_CHECK(dy.sizes() == h_prev.sizes() && h_prev.size(2) == hidden, "shapes do not agree");
+  const bool normed = norm != kNone;
+  const auto options = hp.options();
+  const at::Tensor hh_gain = ready(hh_gain_in, hp);
+  const bool has_valid = valid_in.numel() > 0;
+  const at::Tensor valid = has_valid ? valid_in.to(at::kBool).contiguous() : valid_in;
+  at::Tensor dh = dh_in.to(hp.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor dxp = at::empty({steps, batch, row}, options);
+  at::Tensor dhp = at::empty({steps, batch, row}, options);
+  at::Tensor dhw = normed ? at::empty({steps, batch, row}, options) : dhp;
+  at::Tensor d_gain = at::zeros({normed ? row : 0}, options);
+  at::Tensor d_shift = at::zeros({normed ? row : 0}, options);
+  at::Tensor direct = at::empty({batch, hidden}, options);
+  at::Tensor keep = at::empty({batch, hidden}, options);
+  Product back{w_hh.contiguous(), w_hh_packed, at::empty({batch, hidden}, options)};
+  AT_DISPATCH_FLOATING_TYPES(hp.scalar_type(), "gru_train_backward", [&] {
+    using T = scalar_t;
+    const T* DY = dy.data_ptr<T>();
+    const T* HG = normed ? hh_gain.data_ptr<T>() : nullptr;
+    const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
+    T *DH = dh.data_ptr<T>(), *DIR = direct.data_ptr<T>(), *KH = keep.data_ptr<T>();
+    std::vector<T> s1(row), s2(row);
+    for (int64_t s = steps - 1; s >= 0; --s) {
+      const int64_t t = reverse ? steps - 1 - s : s;
+      const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
+      T *DX = dxp.data_ptr<T>() + off_g, *DP = dhp.data_ptr<T>() + off_g;
+      for (int64_t b = 0; b < batch; ++b) {
+        const int64_t k = b * hidden;
+        T* g = DH + k;
+        if (V && !V[t * batch + b]) {  // the gradient of h passes this step untouched
+          std::memcpy(KH + k, g, hidden * sizeof(T));
+          std::fill(g, g + hidden, T(0));
+        } else {
+          if (V) std::fill(KH + k, KH + k + hidden, T(0));
+          const T* d = DY + off_h + k;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < hidden; ++j) g[j] += d[j];
+        }
+        const T* r = rz.data_ptr<T>() + (t * batch + b) * 2 * hidden;
+        const T* z = r + hidden;
+        const T* nv = n.data_ptr<T>() + off_h + k;
+        const T* hn = hp.data_ptr<T>() + off_g + b * row + 2 * hidden;
+        const T* hprev = h_prev.data_ptr<T>() + off_h + k;
+        T *dx = DX + b * row, *dp = DP + b * row, *dir = DIR + k;
+        _Pragma("omp simd")
+        for (int64_t j = 0; j < hidden; ++j) {
+          const T gj = g[j], nj = nv[j], zj = z[j], rj = r[j];
+          const T dan = gj * (1 - zj) * (1 - nj * nj);
+          const T dar = dan * hn[j] * rj * (1 - rj);
+          const T daz = gj * (hprev[j] - nj) * zj * (1 - zj);
+          dx[2 * hidden + j] = dan;
+          dp[2 * hidden + j] = dan * rj;
+          dx[j] = dp[j] = dar;
+          dx[hidden + j] = dp[hidden + j] = daz;
+          dir[j] = gj * zj;
+        }
+      }
+      T* DW = dhw.data_ptr<T>() + off_g;
+      if (normed)
+        norm_backward(norm, DP, hat_hh.data_ptr<T>() + off_g,
+                      rstd_hh.data_ptr<T>() + t * (norm == kBatch ? row : batch), HG, batch, row,
+                      DW, d_gain.data_ptr<T>(), d_shift.data_ptr<T>(), s1, s2);
+      const at::Tensor back_h = back(dhw.select(0, t));
+      const T* BHV = back_h.data_ptr<T>();
+      for (int64_t k = 0; k < batch * hidden; ++k) DH[k] = BHV[k] + DIR[k] + (V ? KH[k] : T(0));
+    }
+  });
+  return {dxp, dhp, dhw, dh, d_gain, d_shift};
+}
+
 // Batch norm of every step of x [T, B, F] with the statistics of the batch at that step, as
 // RecurrentBatchNorm.normalize_steps in training: y = hat * gain + shift (shift [F] or empty);
 // the running statistics [S, F] of slot slots[t] move at step t. Returns y, hat [T, B, F] and
@@ -1440,4 +1653,14 @@ TORCH_LIBRARY(rnnlab_native, m) {
       &batch_norm_steps);
   m.def("batch_norm_steps_backward(Tensor dy, Tensor hat, Tensor invstd, Tensor gain) -> Tensor[]",
         &batch_norm_steps_backward);
+  m.def(
+      "gru_train_forward(Tensor xp, Tensor h0, Tensor w_hh_t, Tensor? w_hh_packed, Tensor b_hh, "
+      "Tensor valid, bool reverse, int norm, Tensor hh_gain, Tensor hh_shift, float hh_eps, "
+      "Tensor(a!) hh_mean, Tensor(b!) hh_var, Tensor slots, float hh_momentum) -> Tensor[]",
+      &gru_train_forward);
+  m.def(
+      "gru_train_backward(Tensor dy, Tensor dh, Tensor w_hh, Tensor? w_hh_packed, Tensor valid, "
+      "bool reverse, int norm, Tensor hh_gain, Tensor h_prev, Tensor rz, Tensor n, Tensor hp, "
+      "Tensor hat_hh, Tensor rstd_hh) -> Tensor[]",
+      &gru_train_backward);
 }

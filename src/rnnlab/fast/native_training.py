@@ -34,12 +34,13 @@ NONE, LAYER, BATCH = 0, 1, 3  # the normalisations lstm_train_forward knows
 
 _SAVED = ("h_prev", "c_prev", "act", "hat_hh", "rstd_hh", "c_new", "hat_c", "rstd_c", "tc")
 _BACKWARD = ("c_prev", "act", "hat_hh", "rstd_hh", "hat_c", "rstd_c", "tc")  # what it reads
+_GRU_SAVED = ("h_prev", "rz", "n", "hp", "hat_hh", "rstd_hh")
 
 
-def norm_kind(spec, batch: int) -> int | None:
-    """The kernels' normalisation of ``spec``'s recurrent term and cell, ``None`` when they have
-    no form of it (batch norm at evaluation, a single row's batch statistics, mixed kinds)."""
-    norms = (spec.norm_hh, spec.norm_c)
+def norm_kind(norms: tuple, batch: int) -> int | None:
+    """The kernels' normalisation of ``norms`` (the recurrent term's, and the LSTM's cell's),
+    ``None`` when they have no form of it (batch norm at evaluation, a single row's batch
+    statistics, mixed kinds)."""
     if all(n is None for n in norms):
         return NONE
     if all(isinstance(n, LayerNormStep) for n in norms):
@@ -49,17 +50,16 @@ def norm_kind(spec, batch: int) -> int | None:
     return None
 
 
-def native_training(spec, xg: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, peephole, w_hr):
-    """The kernels when the whole-sequence training path covers this call, else ``None``."""
-    if spec.masks is not None or w_hr is not None or _tracing():
+def native_training(spec, norms: tuple, *tensors: Tensor | None):
+    """The kernels when the whole-sequence training path covers this call (``spec`` of an LSTM
+    or GRU, its ``norms``, and the tensors the kernels read, the input terms first), else
+    ``None``."""
+    if spec.masks is not None or _tracing() or norm_kind(norms, tensors[0].shape[1]) is None:
         return None
-    if norm_kind(spec, xg.shape[1]) is None:
-        return None
-    if spec.norm_hh is not None and isinstance(spec.norm_hh, BatchNormStep):
-        stats = (spec.norm_hh.norm.running_mean, spec.norm_c.norm.running_mean)
-        if any(s.dtype != xg.dtype or s.device != xg.device for s in stats):
+    for norm in norms:
+        if isinstance(norm, BatchNormStep) and norm.norm.running_mean.dtype != tensors[0].dtype:
             return None
-    return native_for(xg, h, c, w_hh, peephole)
+    return native_for(*tensors)
 
 
 def _packed(weight: Tensor, batch: int, steps: int) -> Tensor | None:
@@ -80,11 +80,12 @@ def _reverse(spec) -> bool:
     return len(spec.order) > 1 and spec.order[0] > spec.order[-1]
 
 
-def _gains(spec, like: Tensor) -> tuple[Tensor, Tensor, float, Tensor, Tensor, float]:
-    """``(hh_gain, hh_shift, hh_eps, c_gain, c_shift, c_eps)`` for the kernels (empty: none)."""
+def _gains(norms: tuple, sizes: tuple, like: Tensor) -> tuple:
+    """``(gain, shift, eps)`` of each of ``norms`` (of ``sizes`` features each) for the kernels
+    (empty: none)."""
     empty = like.new_empty(0)
     out: list = []
-    for norm, features in ((spec.norm_hh, like.shape[-1]), (spec.norm_c, spec.hidden)):
+    for norm, features in zip(norms, sizes):
         if norm is None:
             out += [empty, empty, 0.0]
             continue
@@ -95,30 +96,24 @@ def _gains(spec, like: Tensor) -> tuple[Tensor, Tensor, float, Tensor, Tensor, f
     return tuple(out)
 
 
-def _statistics(spec, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, float, float]:
-    """``(hh_mean, hh_var, c_mean, c_var, slots, hh_momentum, c_momentum)``: batch norm's running
-    statistics (moved in place) and each step's slot; empty without batch norm."""
-    if not isinstance(spec.norm_hh, BatchNormStep):
+def _statistics(norms: tuple, like: Tensor) -> tuple[list[Tensor], Tensor, list[float]]:
+    """Batch norm's running statistics (mean and variance of each of ``norms``, moved in place),
+    each step's slot and each norm's momentum; empty without batch norm."""
+    if not isinstance(norms[0], BatchNormStep):
         empty = like.new_empty(0)
-        return empty, empty, empty, empty, empty.long(), 0.0, 0.0
-    hh, c = spec.norm_hh, spec.norm_c
-    slots = torch.tensor(hh.slots, dtype=torch.long)
-    return (
-        hh.norm.running_mean,
-        hh.norm.running_var,
-        c.norm.running_mean,
-        c.norm.running_var,
-        slots,
-        float(hh.norm.momentum),
-        float(c.norm.momentum),
-    )
+        return [empty, empty] * len(norms), empty.long(), [0.0] * len(norms)
+    stats = [s for n in norms for s in (n.norm.running_mean, n.norm.running_var)]
+    slots = torch.tensor(norms[0].slots, dtype=torch.long)
+    return stats, slots, [float(n.norm.momentum) for n in norms]
 
 
 def train_forward(ops, spec, xg: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, peephole):
-    """The forward loop in one native call: ``(y [T, B, H], h, c, saved)``."""
+    """The LSTM's forward loop in one native call: ``(y [T, B, H], h, c, saved)``."""
     steps, batch = xg.shape[:2]
-    kind = norm_kind(spec, batch)
+    norms = (spec.norm_hh, spec.norm_c)
+    kind = norm_kind(norms, batch)
     w_hh = w_hh.detach()
+    stats, slots, momenta = _statistics(norms, xg)
     out = ops.lstm_train_forward(
         xg.detach(),
         h.detach(),
@@ -130,8 +125,10 @@ def train_forward(ops, spec, xg: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, pee
         _reverse(spec),
         spec.coupled,
         kind,
-        *_gains(spec, xg),
-        *_statistics(spec, xg),
+        *_gains(norms, (xg.shape[-1], spec.hidden), xg),
+        *stats,
+        slots,
+        *momenta,
     )
     y, h, c = out[:3]
     saved = dict(zip(_SAVED, out[3:]))
@@ -140,15 +137,16 @@ def train_forward(ops, spec, xg: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, pee
 
 
 def train_backward(ops, spec, saved: dict, dy, dh, dc, w_hh: Tensor, peephole) -> tuple:
-    """The backward loop in one native call: the gradients of ``xg``, ``h``, ``c``, ``w_hh``,
-    ``peephole``, ``w_hr`` (``None``) and the norm parameters, as ``FusedLSTM.backward``."""
+    """The LSTM's backward loop in one native call: the gradients of ``xg``, ``h``, ``c``,
+    ``w_hh``, ``peephole``, ``w_hr`` (``None``) and the norm parameters, as
+    ``FusedLSTM.backward``."""
     c_prev, act = saved["c_prev"], saved["act"]
     steps, batch, hidden = c_prev.shape
     dy = torch.zeros_like(c_prev) if dy is None else dy
     dh = torch.zeros_like(c_prev[0]) if dh is None else dh
     dc = torch.zeros_like(c_prev[0]) if dc is None else dc
     w_hh = w_hh.detach()
-    gains = _gains(spec, act)
+    gains = _gains((spec.norm_hh, spec.norm_c), (act.shape[-1], hidden), act)
     dxg, dhw, dh, dc, *norm_grads = ops.lstm_train_backward(
         dy,
         dh,
@@ -176,3 +174,57 @@ def train_backward(ops, spec, saved: dict, dy, dh, dc, w_hh: Tensor, peephole) -
     params = [p for n in (spec.norm_hh, spec.norm_c) if n is not None for p in n.params]
     grads = [g if p is not None else None for p, g in zip(params, norm_grads)]
     return (dxg, dh, dc, dw_hh, dpeep, None, *grads)
+
+
+def gru_train_forward(ops, spec, xp: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None):
+    """The GRU's forward loop in one native call: ``(y [T, B, H], h, saved)``."""
+    steps, batch = xp.shape[:2]
+    norms = (spec.norm_hh,)
+    kind = norm_kind(norms, batch)
+    w_hh = w_hh.detach()
+    stats, slots, momenta = _statistics(norms, xp)
+    out = ops.gru_train_forward(
+        xp.detach(),
+        h.detach(),
+        w_hh.t(),
+        _packed(w_hh, batch, steps),
+        xp.new_empty(0) if b_hh is None else b_hh.detach(),
+        _valid(spec, xp),
+        _reverse(spec),
+        kind,
+        *_gains(norms, (xp.shape[-1],), xp),
+        *stats,
+        slots,
+        *momenta,
+    )
+    y, h = out[:2]
+    saved = dict(zip(_GRU_SAVED, out[2:]))
+    saved["kind"] = kind
+    return y, h, saved
+
+
+def gru_train_backward(ops, spec, saved: dict, dy, dh, w_hh: Tensor, has_bias: bool) -> tuple:
+    """The GRU's backward loop in one native call: the gradients of ``xp``, ``h``, ``w_hh``,
+    ``b_hh`` and the norm parameters, as ``FusedGRU.backward``."""
+    h_prev = saved["h_prev"]
+    steps, batch, _ = h_prev.shape
+    dy = torch.zeros_like(h_prev) if dy is None else dy
+    dh = torch.zeros_like(h_prev[0]) if dh is None else dh
+    w_hh = w_hh.detach()
+    gain = _gains((spec.norm_hh,), (w_hh.shape[0],), w_hh)[0]
+    dxp, dhp, dhw, dh, *norm_grads = ops.gru_train_backward(
+        dy,
+        dh,
+        w_hh,
+        _packed(w_hh.t(), batch, steps),
+        _valid(spec, h_prev),
+        _reverse(spec),
+        saved["kind"],
+        gain,
+        *(saved[name] for name in _GRU_SAVED),
+    )
+    dw_hh = matmul_t(dhw.flatten(0, 1), h_prev.flatten(0, 1))
+    db_hh = dhp.sum((0, 1)) if has_bias else None
+    params = () if spec.norm_hh is None else spec.norm_hh.params
+    grads = [g if p is not None else None for p, g in zip(params, norm_grads)]
+    return (dxp, dh, dw_hh, db_hh, *grads)
