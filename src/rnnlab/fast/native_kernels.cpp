@@ -801,7 +801,8 @@ enum TrainNorm : int64_t { kNone = 0, kLayer = 1, kBatch = 3 };
 
 // x [rows, F] -> hat = (x - mean) * rstd per row, rstd [rows].
 template <typename T>
-RNNLAB_INLINE void layer_stats_impl(const T* x, int64_t rows, int64_t features, T eps, T* hat, T* rstd) {
+RNNLAB_INLINE void layer_stats_impl(const T* x, int64_t rows, int64_t features, T eps, T* hat,
+                                    T* rstd) {
   for (int64_t b = 0; b < rows; ++b) {
     const T* v = x + b * features;
     T mean, r;
@@ -816,9 +817,10 @@ RNNLAB_INLINE void layer_stats_impl(const T* x, int64_t rows, int64_t features, 
 // x [rows, F] -> hat = (x - mean) * invstd per feature over the rows, invstd [F]; moves the
 // running mean and variance [F] (unbiased variance) by momentum.
 template <typename T>
-RNNLAB_INLINE void batch_stats_impl(const T* x, int64_t rows, int64_t features, T eps, T momentum, T* hat, T* invstd,
-                 T* running_mean, T* running_var, std::vector<T>& sum,
-                 std::vector<T>& squares) {
+RNNLAB_INLINE void batch_stats_impl(const T* x, int64_t rows, int64_t features, T eps,
+                                    T momentum, T* hat, T* invstd, T* running_mean,
+                                    T* running_var, std::vector<T>& sum,
+                                    std::vector<T>& squares) {
   std::fill(sum.begin(), sum.end(), T(0));
   std::fill(squares.begin(), squares.end(), T(0));
   for (int64_t b = 0; b < rows; ++b) {
@@ -853,9 +855,10 @@ RNNLAB_INLINE void batch_stats_impl(const T* x, int64_t rows, int64_t features, 
 // Backward of y = hat * gain (+ shift): dy, hat [rows, F]; rstd per row (layer) or per feature
 // (batch). Writes dx, adds into dgain, dshift [F] (dshift may be null).
 template <typename T>
-RNNLAB_INLINE void norm_backward_impl(int64_t kind, const T* dy, const T* hat, const T* rstd, const T* gain,
-                   int64_t rows, int64_t features, T* dx, T* dgain, T* dshift,
-                   std::vector<T>& s1, std::vector<T>& s2) {
+RNNLAB_INLINE void norm_backward_impl(int64_t kind, const T* dy, const T* hat, const T* rstd,
+                                      const T* gain, int64_t rows, int64_t features, T* dx,
+                                      T* dgain, T* dshift, std::vector<T>& s1,
+                                      std::vector<T>& s2) {
   if (kind == kLayer) {
     for (int64_t b = 0; b < rows; ++b) {
       const T *d = dy + b * features, *h = hat + b * features;
@@ -905,30 +908,36 @@ RNNLAB_INLINE void norm_backward_impl(int64_t kind, const T* dy, const T* hat, c
 
 
 // Compiled for each instruction set (RNNLAB_CLONES) in float32.
-RNNLAB_CLONES void layer_stats(const float* x, int64_t rows, int64_t features, float eps, float* hat, float* rstd) {
+RNNLAB_CLONES void layer_stats(const float* x, int64_t rows, int64_t features, float eps,
+                               float* hat, float* rstd) {
   layer_stats_impl(x, rows, features, eps, hat, rstd);
 }
-void layer_stats(const double* x, int64_t rows, int64_t features, double eps, double* hat, double* rstd) {
+void layer_stats(const double* x, int64_t rows, int64_t features, double eps, double* hat,
+                 double* rstd) {
   layer_stats_impl(x, rows, features, eps, hat, rstd);
 }
-RNNLAB_CLONES void batch_stats(const float* x, int64_t rows, int64_t features, float eps, float momentum, float* hat, float* invstd,
-                 float* running_mean, float* running_var, std::vector<float>& sum,
-                 std::vector<float>& squares) {
-  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var, sum, squares);
+RNNLAB_CLONES void batch_stats(const float* x, int64_t rows, int64_t features, float eps,
+                               float momentum, float* hat, float* invstd, float* running_mean,
+                               float* running_var, std::vector<float>& sum,
+                               std::vector<float>& squares) {
+  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var, sum,
+                   squares);
 }
-void batch_stats(const double* x, int64_t rows, int64_t features, double eps, double momentum, double* hat, double* invstd,
-                 double* running_mean, double* running_var, std::vector<double>& sum,
-                 std::vector<double>& squares) {
-  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var, sum, squares);
+void batch_stats(const double* x, int64_t rows, int64_t features, double eps, double momentum,
+                 double* hat, double* invstd, double* running_mean, double* running_var,
+                 std::vector<double>& sum, std::vector<double>& squares) {
+  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var, sum,
+                   squares);
 }
-RNNLAB_CLONES void norm_backward(int64_t kind, const float* dy, const float* hat, const float* rstd, const float* gain,
-                   int64_t rows, int64_t features, float* dx, float* dgain, float* dshift,
-                   std::vector<float>& s1, std::vector<float>& s2) {
+RNNLAB_CLONES void norm_backward(int64_t kind, const float* dy, const float* hat,
+                                 const float* rstd, const float* gain, int64_t rows,
+                                 int64_t features, float* dx, float* dgain, float* dshift,
+                                 std::vector<float>& s1, std::vector<float>& s2) {
   norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift, s1, s2);
 }
-void norm_backward(int64_t kind, const double* dy, const double* hat, const double* rstd, const double* gain,
-                   int64_t rows, int64_t features, double* dx, double* dgain, double* dshift,
-                   std::vector<double>& s1, std::vector<double>& s2) {
+void norm_backward(int64_t kind, const double* dy, const double* hat, const double* rstd,
+                   const double* gain, int64_t rows, int64_t features, double* dx, double* dgain,
+                   double* dshift, std::vector<double>& s1, std::vector<double>& s2) {
   norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift, s1, s2);
 }
 
@@ -1101,6 +1110,14 @@ RNNLAB_CLONES void gru_gates_float(const GRUGateRow<float>& w) { gru_train_gates
 inline void run_gru_gates(const GRUGateRow<float>& w) { gru_gates_float(w); }
 inline void run_gru_gates(const GRUGateRow<double>& w) { gru_train_gates(w); }
 
+
+// Ask for the [B, F] block at p now: the saved tensors of the step the loop reaches next are
+// read after the next recurrent product, by which time they wait in cache instead of memory.
+template <typename T>
+void prefetch_block(const T* p, int64_t batch, int64_t features) {
+  rnnlab_sequence::prefetch_row(p, batch * features);
+}
+
 }  // namespace rnnlab_training
 
 namespace {
@@ -1187,6 +1204,7 @@ std::vector<at::Tensor> lstm_train_forward(
       T* CP = c_prev.data_ptr<T>() + off_h;
       std::memcpy(HP, H, batch * hidden * sizeof(T));
       std::memcpy(CP, C, batch * hidden * sizeof(T));
+      prefetch_block(X + off_g, batch, row);
       at::Tensor a = hh(h);
       const T* HW = a.data_ptr<T>();
       T* HAT = normed ? hat_hh.data_ptr<T>() + off_g : nullptr;
@@ -1205,10 +1223,10 @@ std::vector<at::Tensor> lstm_train_forward(
         const T* cp = CP + b * hidden;
         T* cn = CN + b * hidden;
         if (normed) {
-_Pragma("omp simd")
+          _Pragma("omp simd")
           for (int64_t j = 0; j < row; ++j) r[j] = x[j] + hw[j] * HG[j] + HS[j];
         } else {
-_Pragma("omp simd")
+          _Pragma("omp simd")
           for (int64_t j = 0; j < row; ++j) r[j] = x[j] + hw[j];
         }
         run_gates(GateRow<T>{hidden, r, cp, cn, P}, coupled);
@@ -1308,14 +1326,14 @@ std::vector<at::Tensor> lstm_train_backward(
             std::fill(KH + b * hidden, KH + (b + 1) * hidden, T(0));
             std::fill(KC + b * hidden, KC + (b + 1) * hidden, T(0));
           }
-_Pragma("omp simd")
+          _Pragma("omp simd")
           for (int64_t j = 0; j < hidden; ++j) dh_b[j] += dy_b[j];
         }
         // through m = o * tanh(N_c(c_new)) to N_c(c_new)
         const T* o = ACT + b * row + (g_block + 1) * hidden;
         const T* tcb = TC + b * hidden;
         T* d = DCN + b * hidden;
-_Pragma("omp simd")
+        _Pragma("omp simd")
         for (int64_t j = 0; j < hidden; ++j) d[j] = dh_b[j] * o[j] * (1 - tcb[j] * tcb[j]);
       }
       const T* through = DCN;
@@ -1328,17 +1346,25 @@ _Pragma("omp simd")
       T* DA = dxg.data_ptr<T>() + off_g;
       for (int64_t b = 0; b < batch; ++b) {
         const int64_t k = b * hidden;
-        run_gates_backward(GateGrad<T>{hidden, ACT + b * row, DH + k, through + k, TC + k, CP + k, P,
-                                       DC + k, DA + b * row},
-                       coupled);
+        const GateGrad<T> w{hidden, ACT + b * row, DH + k, through + k, TC + k, CP + k, P, DC + k,
+                            DA + b * row};
+        run_gates_backward(w, coupled);
       }
       T* DHW = dhw.data_ptr<T>() + off_g;
       if (normed)
         norm_backward(norm, DA, hat_hh.data_ptr<T>() + off_g,
                          rstd_hh.data_ptr<T>() + t * (norm == kBatch ? row : batch), HG, batch,
                          row, DHW, d_hh_gain.data_ptr<T>(), d_hh_shift.data_ptr<T>(), s1, s2);
-      const at::Tensor dhw_t = dhw.select(0, t);
-      const at::Tensor back_h = back(dhw_t);
+      if (s > 0) {  // the next step's saved tensors, while the product runs
+        const int64_t u = reverse ? steps - s : s - 1;
+        prefetch_block(act.data_ptr<T>() + u * batch * row, batch, row);
+        if (normed) prefetch_block(hat_hh.data_ptr<T>() + u * batch * row, batch, row);
+        if (normed) prefetch_block(hat_c.data_ptr<T>() + u * batch * hidden, batch, hidden);
+        prefetch_block(tc.data_ptr<T>() + u * batch * hidden, batch, hidden);
+        prefetch_block(c_prev.data_ptr<T>() + u * batch * hidden, batch, hidden);
+        prefetch_block(DY + u * batch * hidden, batch, hidden);
+      }
+      const at::Tensor back_h = back(dhw.select(0, t));
       std::memcpy(DH, back_h.data_ptr<T>(), batch * hidden * sizeof(T));
       if (V) {
         for (int64_t k = 0; k < batch * hidden; ++k) {
@@ -1411,6 +1437,7 @@ std::vector<at::Tensor> gru_train_forward(
       const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
       T* HPREV = h_prev.data_ptr<T>() + off_h;
       std::memcpy(HPREV, H, batch * hidden * sizeof(T));
+      prefetch_block(X + off_g, batch, row);
       at::Tensor a = hh(h);
       const T* HW = a.data_ptr<T>();
       T* HAT = normed ? hat_hh.data_ptr<T>() + off_g : nullptr;
@@ -1525,6 +1552,15 @@ std::vector<at::Tensor> gru_train_backward(
         norm_backward(norm, DP, hat_hh.data_ptr<T>() + off_g,
                       rstd_hh.data_ptr<T>() + t * (norm == kBatch ? row : batch), HG, batch, row,
                       DW, d_gain.data_ptr<T>(), d_shift.data_ptr<T>(), s1, s2);
+      if (s > 0) {  // the next step's saved tensors, while the product runs
+        const int64_t u = reverse ? steps - s : s - 1;
+        prefetch_block(hp.data_ptr<T>() + u * batch * row, batch, row);
+        if (normed) prefetch_block(hat_hh.data_ptr<T>() + u * batch * row, batch, row);
+        prefetch_block(rz.data_ptr<T>() + u * batch * 2 * hidden, batch, 2 * hidden);
+        prefetch_block(n.data_ptr<T>() + u * batch * hidden, batch, hidden);
+        prefetch_block(h_prev.data_ptr<T>() + u * batch * hidden, batch, hidden);
+        prefetch_block(DY + u * batch * hidden, batch, hidden);
+      }
       const at::Tensor back_h = back(dhw.select(0, t));
       const T* BHV = back_h.data_ptr<T>();
       for (int64_t k = 0; k < batch * hidden; ++k) DH[k] = BHV[k] + DIR[k] + (V ? KH[k] : T(0));
@@ -1651,8 +1687,9 @@ TORCH_LIBRARY(rnnlab_native, m) {
       "batch_norm_steps(Tensor x, Tensor gain, Tensor shift, float eps, float momentum, "
       "Tensor(a!) running_mean, Tensor(b!) running_var, Tensor slots) -> Tensor[]",
       &batch_norm_steps);
-  m.def("batch_norm_steps_backward(Tensor dy, Tensor hat, Tensor invstd, Tensor gain) -> Tensor[]",
-        &batch_norm_steps_backward);
+  m.def(
+      "batch_norm_steps_backward(Tensor dy, Tensor hat, Tensor invstd, Tensor gain) -> Tensor[]",
+      &batch_norm_steps_backward);
   m.def(
       "gru_train_forward(Tensor xp, Tensor h0, Tensor w_hh_t, Tensor? w_hh_packed, Tensor b_hh, "
       "Tensor valid, bool reverse, int norm, Tensor hh_gain, Tensor hh_shift, float hh_eps, "
