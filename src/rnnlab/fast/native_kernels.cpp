@@ -815,40 +815,42 @@ RNNLAB_INLINE void layer_stats_impl(const T* x, int64_t rows, int64_t features, 
 }
 
 // x [rows, F] -> hat = (x - mean) * invstd per feature over the rows, invstd [F]; moves the
-// running mean and variance [F] (unbiased variance) by momentum.
+// running mean and variance [F] (unbiased variance) by momentum. In blocks of kBlock features,
+// whose rows stay in L1 between the passes.
+constexpr int64_t kBlock = 64;
+
 template <typename T>
 RNNLAB_INLINE void batch_stats_impl(const T* x, int64_t rows, int64_t features, T eps,
                                     T momentum, T* hat, T* invstd, T* running_mean,
-                                    T* running_var, std::vector<T>& sum,
-                                    std::vector<T>& squares) {
-  std::fill(sum.begin(), sum.end(), T(0));
-  std::fill(squares.begin(), squares.end(), T(0));
-  for (int64_t b = 0; b < rows; ++b) {
-    const T* v = x + b * features;
+                                    T* running_var) {
+  for (int64_t j0 = 0; j0 < features; j0 += kBlock) {
+    const int64_t n = std::min(kBlock, features - j0);
+    T mean[kBlock] = {}, squares[kBlock] = {};
+    for (int64_t b = 0; b < rows; ++b) {
+      const T* v = x + b * features + j0;
 #pragma omp simd
-    for (int64_t j = 0; j < features; ++j) sum[j] += v[j];
-  }
-#pragma omp simd
-  for (int64_t j = 0; j < features; ++j) sum[j] /= rows;
-  for (int64_t b = 0; b < rows; ++b) {
-    const T* v = x + b * features;
-#pragma omp simd
-    for (int64_t j = 0; j < features; ++j) {
-      const T d = v[j] - sum[j];
-      squares[j] += d * d;
+      for (int64_t j = 0; j < n; ++j) mean[j] += v[j];
     }
-  }
-  for (int64_t j = 0; j < features; ++j) {
-    invstd[j] = T(1) / std::sqrt(squares[j] / rows + eps);
-    running_mean[j] = T(momentum * sum[j] + (1 - momentum) * running_mean[j]);
-    running_var[j] = T(momentum * squares[j] / (rows > 1 ? rows - 1 : 1) +
-                       (1 - momentum) * running_var[j]);
-  }
-  for (int64_t b = 0; b < rows; ++b) {
-    const T* v = x + b * features;
-    T* h = hat + b * features;
 #pragma omp simd
-    for (int64_t j = 0; j < features; ++j) h[j] = T((v[j] - sum[j]) * invstd[j]);
+    for (int64_t j = 0; j < n; ++j) mean[j] /= rows;
+    for (int64_t b = 0; b < rows; ++b) {
+      const T* v = x + b * features + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) squares[j] += (v[j] - mean[j]) * (v[j] - mean[j]);
+    }
+    T* is = invstd + j0;
+    T *rm = running_mean + j0, *rv = running_var + j0;
+    for (int64_t j = 0; j < n; ++j) {
+      is[j] = T(1) / std::sqrt(squares[j] / rows + eps);
+      rm[j] = momentum * mean[j] + (1 - momentum) * rm[j];
+      rv[j] = momentum * squares[j] / (rows > 1 ? rows - 1 : 1) + (1 - momentum) * rv[j];
+    }
+    for (int64_t b = 0; b < rows; ++b) {
+      const T* v = x + b * features + j0;
+      T* h = hat + b * features + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) h[j] = (v[j] - mean[j]) * is[j];
+    }
   }
 }
 
@@ -857,8 +859,7 @@ RNNLAB_INLINE void batch_stats_impl(const T* x, int64_t rows, int64_t features, 
 template <typename T>
 RNNLAB_INLINE void norm_backward_impl(int64_t kind, const T* dy, const T* hat, const T* rstd,
                                       const T* gain, int64_t rows, int64_t features, T* dx,
-                                      T* dgain, T* dshift, std::vector<T>& s1,
-                                      std::vector<T>& s2) {
+                                      T* dgain, T* dshift) {
   if (kind == kLayer) {
     for (int64_t b = 0; b < rows; ++b) {
       const T *d = dy + b * features, *h = hat + b * features;
@@ -883,29 +884,33 @@ RNNLAB_INLINE void norm_backward_impl(int64_t kind, const T* dy, const T* hat, c
     }
     return;
   }
-  std::fill(s1.begin(), s1.end(), T(0));
-  std::fill(s2.begin(), s2.end(), T(0));
-  for (int64_t b = 0; b < rows; ++b) {
-    const T *d = dy + b * features, *h = hat + b * features;
+  for (int64_t j0 = 0; j0 < features; j0 += kBlock) {  // batch: per feature over the rows
+    const int64_t n = std::min(kBlock, features - j0);
+    T s1[kBlock] = {}, s2[kBlock] = {};
+    for (int64_t b = 0; b < rows; ++b) {
+      const T *d = dy + b * features + j0, *h = hat + b * features + j0;
 #pragma omp simd
-    for (int64_t j = 0; j < features; ++j) {
-      s1[j] += d[j];
-      s2[j] += d[j] * h[j];
+      for (int64_t j = 0; j < n; ++j) {
+        s1[j] += d[j];
+        s2[j] += d[j] * h[j];
+      }
+    }
+    T scale[kBlock];
+    for (int64_t j = 0; j < n; ++j) {
+      dgain[j0 + j] += s2[j];
+      if (dshift) dshift[j0 + j] += s1[j];
+      scale[j] = gain[j0 + j] * rstd[j0 + j];
+      s1[j] /= rows;
+      s2[j] /= rows;
+    }
+    for (int64_t b = 0; b < rows; ++b) {
+      const T *d = dy + b * features + j0, *h = hat + b * features + j0;
+      T* out = dx + b * features + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) out[j] = scale[j] * (d[j] - s1[j] - h[j] * s2[j]);
     }
   }
-  for (int64_t j = 0; j < features; ++j) {
-    dgain[j] += T(s2[j]);
-    if (dshift) dshift[j] += T(s1[j]);
-  }
-  for (int64_t b = 0; b < rows; ++b) {
-    const T *d = dy + b * features, *h = hat + b * features;
-    T* out = dx + b * features;
-#pragma omp simd
-    for (int64_t j = 0; j < features; ++j)
-      out[j] = T(gain[j] * rstd[j] * (d[j] - s1[j] / rows - h[j] * s2[j] / rows));
-  }
 }
-
 
 // Compiled for each instruction set (RNNLAB_CLONES) in float32.
 RNNLAB_CLONES void layer_stats(const float* x, int64_t rows, int64_t features, float eps,
@@ -918,27 +923,22 @@ void layer_stats(const double* x, int64_t rows, int64_t features, double eps, do
 }
 RNNLAB_CLONES void batch_stats(const float* x, int64_t rows, int64_t features, float eps,
                                float momentum, float* hat, float* invstd, float* running_mean,
-                               float* running_var, std::vector<float>& sum,
-                               std::vector<float>& squares) {
-  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var, sum,
-                   squares);
+                               float* running_var) {
+  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var);
 }
 void batch_stats(const double* x, int64_t rows, int64_t features, double eps, double momentum,
-                 double* hat, double* invstd, double* running_mean, double* running_var,
-                 std::vector<double>& sum, std::vector<double>& squares) {
-  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var, sum,
-                   squares);
+                 double* hat, double* invstd, double* running_mean, double* running_var) {
+  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var);
 }
 RNNLAB_CLONES void norm_backward(int64_t kind, const float* dy, const float* hat,
                                  const float* rstd, const float* gain, int64_t rows,
-                                 int64_t features, float* dx, float* dgain, float* dshift,
-                                 std::vector<float>& s1, std::vector<float>& s2) {
-  norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift, s1, s2);
+                                 int64_t features, float* dx, float* dgain, float* dshift) {
+  norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift);
 }
 void norm_backward(int64_t kind, const double* dy, const double* hat, const double* rstd,
                    const double* gain, int64_t rows, int64_t features, double* dx, double* dgain,
-                   double* dshift, std::vector<double>& s1, std::vector<double>& s2) {
-  norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift, s1, s2);
+                   double* dshift) {
+  norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift);
 }
 
 // One row's gates in training: r [G*H] pre-activations in, activations (i, f, tanh g, o) out;
@@ -1195,7 +1195,6 @@ std::vector<at::Tensor> lstm_train_forward(
     const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
     const int64_t* SL = norm == kBatch ? slots.data_ptr<int64_t>() : nullptr;
     T *H = h.data_ptr<T>(), *C = c.data_ptr<T>(), *Y = y.data_ptr<T>();
-    std::vector<T> sum(row), squares(row);
     const int64_t g_block = coupled ? 1 : 2;
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t t = reverse ? steps - 1 - s : s;
@@ -1212,8 +1211,8 @@ std::vector<at::Tensor> lstm_train_forward(
         layer_stats(HW, batch, row, T(hh_eps), HAT, rstd_hh.data_ptr<T>() + t * batch);
       else if (norm == kBatch)
         batch_stats(HW, batch, row, T(hh_eps), T(hh_momentum), HAT,
-                       rstd_hh.data_ptr<T>() + t * row, hh_mean.data_ptr<T>() + SL[t] * row,
-                       hh_var.data_ptr<T>() + SL[t] * row, sum, squares);
+                    rstd_hh.data_ptr<T>() + t * row, hh_mean.data_ptr<T>() + SL[t] * row,
+                    hh_var.data_ptr<T>() + SL[t] * row);
       T* ACT = act.data_ptr<T>() + off_g;
       T* CN = c_new.data_ptr<T>() + (peep ? off_h : 0);
       for (int64_t b = 0; b < batch; ++b) {
@@ -1236,8 +1235,8 @@ std::vector<at::Tensor> lstm_train_forward(
         layer_stats(CN, batch, hidden, T(c_eps), HC, rstd_c.data_ptr<T>() + t * batch);
       else if (norm == kBatch)
         batch_stats(CN, batch, hidden, T(c_eps), T(c_momentum), HC,
-                       rstd_c.data_ptr<T>() + t * hidden, c_mean.data_ptr<T>() + SL[t] * hidden,
-                       c_var.data_ptr<T>() + SL[t] * hidden, sum, squares);
+                    rstd_c.data_ptr<T>() + t * hidden, c_mean.data_ptr<T>() + SL[t] * hidden,
+                    c_var.data_ptr<T>() + SL[t] * hidden);
       T* TC = tc.data_ptr<T>() + off_h;
       for (int64_t b = 0; b < batch; ++b) {
         const T* o = ACT + b * row + (g_block + 1) * hidden;
@@ -1304,7 +1303,6 @@ std::vector<at::Tensor> lstm_train_backward(
     T *DH = dh.data_ptr<T>(), *DC = dc.data_ptr<T>();
     T *DCN = dcn.data_ptr<T>(), *DCX = dcn_x.data_ptr<T>();
     T *KH = keep.data_ptr<T>(), *KC = KH + batch * hidden;
-    std::vector<T> s1(row), s2(row);
     const int64_t g_block = coupled ? 1 : 2;
     for (int64_t s = steps - 1; s >= 0; --s) {
       const int64_t t = reverse ? steps - 1 - s : s;
@@ -1339,8 +1337,8 @@ std::vector<at::Tensor> lstm_train_backward(
       const T* through = DCN;
       if (normed) {
         norm_backward(norm, DCN, hat_c.data_ptr<T>() + off_h,
-                         rstd_c.data_ptr<T>() + t * (norm == kBatch ? hidden : batch), CG, batch,
-                         hidden, DCX, d_c_gain.data_ptr<T>(), d_c_shift.data_ptr<T>(), s1, s2);
+                      rstd_c.data_ptr<T>() + t * (norm == kBatch ? hidden : batch), CG, batch,
+                      hidden, DCX, d_c_gain.data_ptr<T>(), d_c_shift.data_ptr<T>());
         through = DCX;
       }
       T* DA = dxg.data_ptr<T>() + off_g;
@@ -1353,8 +1351,8 @@ std::vector<at::Tensor> lstm_train_backward(
       T* DHW = dhw.data_ptr<T>() + off_g;
       if (normed)
         norm_backward(norm, DA, hat_hh.data_ptr<T>() + off_g,
-                         rstd_hh.data_ptr<T>() + t * (norm == kBatch ? row : batch), HG, batch,
-                         row, DHW, d_hh_gain.data_ptr<T>(), d_hh_shift.data_ptr<T>(), s1, s2);
+                      rstd_hh.data_ptr<T>() + t * (norm == kBatch ? row : batch), HG, batch,
+                      row, DHW, d_hh_gain.data_ptr<T>(), d_hh_shift.data_ptr<T>());
       if (s > 0) {  // the next step's saved tensors, while the product runs
         const int64_t u = reverse ? steps - s : s - 1;
         prefetch_block(act.data_ptr<T>() + u * batch * row, batch, row);
@@ -1431,7 +1429,6 @@ std::vector<at::Tensor> gru_train_forward(
     const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
     const int64_t* SL = norm == kBatch ? slots.data_ptr<int64_t>() : nullptr;
     T *H = h.data_ptr<T>(), *Y = y.data_ptr<T>(), *HN = h_new.data_ptr<T>();
-    std::vector<T> sum(row), squares(row);
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t t = reverse ? steps - 1 - s : s;
       const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
@@ -1446,7 +1443,7 @@ std::vector<at::Tensor> gru_train_forward(
       else if (norm == kBatch)
         batch_stats(HW, batch, row, T(hh_eps), T(hh_momentum), HAT,
                     rstd_hh.data_ptr<T>() + t * row, hh_mean.data_ptr<T>() + SL[t] * row,
-                    hh_var.data_ptr<T>() + SL[t] * row, sum, squares);
+                    hh_var.data_ptr<T>() + SL[t] * row);
       T* HP = hp.data_ptr<T>() + off_g;
       for (int64_t b = 0; b < batch; ++b) {
         T* p = HP + b * row;
@@ -1511,7 +1508,6 @@ std::vector<at::Tensor> gru_train_backward(
     const T* HG = normed ? hh_gain.data_ptr<T>() : nullptr;
     const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
     T *DH = dh.data_ptr<T>(), *DIR = direct.data_ptr<T>(), *KH = keep.data_ptr<T>();
-    std::vector<T> s1(row), s2(row);
     for (int64_t s = steps - 1; s >= 0; --s) {
       const int64_t t = reverse ? steps - 1 - s : s;
       const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
@@ -1551,7 +1547,7 @@ std::vector<at::Tensor> gru_train_backward(
       if (normed)
         norm_backward(norm, DP, hat_hh.data_ptr<T>() + off_g,
                       rstd_hh.data_ptr<T>() + t * (norm == kBatch ? row : batch), HG, batch, row,
-                      DW, d_gain.data_ptr<T>(), d_shift.data_ptr<T>(), s1, s2);
+                      DW, d_gain.data_ptr<T>(), d_shift.data_ptr<T>());
       if (s > 0) {  // the next step's saved tensors, while the product runs
         const int64_t u = reverse ? steps - s : s - 1;
         prefetch_block(hp.data_ptr<T>() + u * batch * row, batch, row);
@@ -1595,14 +1591,13 @@ std::vector<at::Tensor> batch_norm_steps(const at::Tensor& x_in, const at::Tenso
     using T = scalar_t;
     const T *G = gain.data_ptr<T>(), *S = shift.data_ptr<T>();
     const int64_t* SL = slots.data_ptr<int64_t>();
-    std::vector<T> sum(features), squares(features);
     for (int64_t t = 0; t < steps; ++t) {
       const int64_t off = t * batch * features;
       T* HAT = hat.data_ptr<T>() + off;
       batch_stats(x.data_ptr<T>() + off, batch, features, T(eps), T(momentum), HAT,
                   invstd.data_ptr<T>() + t * features,
                   running_mean.data_ptr<T>() + SL[t] * features,
-                  running_var.data_ptr<T>() + SL[t] * features, sum, squares);
+                  running_var.data_ptr<T>() + SL[t] * features);
       T* Y = y.data_ptr<T>() + off;
       for (int64_t b = 0; b < batch; ++b) {
         const T* h = HAT + b * features;
@@ -1630,12 +1625,11 @@ std::vector<at::Tensor> batch_norm_steps_backward(const at::Tensor& dy_in, const
   at::Tensor dgain = at::zeros({features}, hat.options()), dshift = at::zeros_like(dgain);
   AT_DISPATCH_FLOATING_TYPES(hat.scalar_type(), "batch_norm_steps_backward", [&] {
     using T = scalar_t;
-    std::vector<T> s1(features), s2(features);
     for (int64_t t = 0; t < steps; ++t) {
       const int64_t off = t * batch * features;
       norm_backward(kBatch, dy.data_ptr<T>() + off, hat.data_ptr<T>() + off,
                     invstd.data_ptr<T>() + t * features, gain.data_ptr<T>(), batch, features,
-                    dx.data_ptr<T>() + off, dgain.data_ptr<T>(), dshift.data_ptr<T>(), s1, s2);
+                    dx.data_ptr<T>() + off, dgain.data_ptr<T>(), dshift.data_ptr<T>());
     }
   });
   return {dx, dgain, dshift};
