@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
 
@@ -133,9 +134,10 @@ class GRUCell(Cell):
     def precompute(self, x: Tensor) -> Tensor:
         """``W_ih x + b_ih`` for all steps (``LN_ih`` first with ``layer_norm``). With
         ``batch_norm`` only ``W_ih x``: it is normalised in :meth:`step`, which knows the step."""
-        if self.layer_norm:
-            xp = self.ln_ih(linear_steps(x, self.weight_ih, None))
-            return xp.add_(self.bias_ih) if self.bias else xp  # in place: one [T, B, 3H] less
+        if self.layer_norm:  # the bias as LN_ih's shift: no pass of its own, forward or backward
+            ln = self.ln_ih
+            xp = linear_steps(x, self.weight_ih, None)
+            return F.layer_norm(xp, ln.normalized_shape, ln.weight, self.bias_ih, ln.eps)
         if self.batch_norm or not self.bias:
             return linear_steps(x, self.weight_ih, None)
         return linear_steps(x, self.weight_ih, self.bias_ih)

@@ -50,6 +50,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
 
@@ -215,9 +216,10 @@ class LSTMCell(Cell):
     def precompute(self, x: Tensor) -> Tensor:
         """``W_ih x`` for all steps; plus the bias, after ``LN_ih`` with ``layer_norm``. With
         ``batch_norm`` the input term is normalised in :meth:`step`, which knows the time step."""
-        if self.layer_norm:
-            xp = self.ln_ih(linear_steps(x, self.weight_ih, None))
-            return xp.add_(self.gate_bias()) if self.bias else xp  # in place: one [T, B, 4H] less
+        if self.layer_norm:  # the bias as LN_ih's shift: no pass of its own, forward or backward
+            ln = self.ln_ih
+            xp = linear_steps(x, self.weight_ih, None)
+            return F.layer_norm(xp, ln.normalized_shape, ln.weight, self.gate_bias(), ln.eps)
         if self.batch_norm or not self.bias:
             return linear_steps(x, self.weight_ih, None)
         return linear_steps(x, self.weight_ih, self.gate_bias())

@@ -19,6 +19,7 @@ from torch import Tensor
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
 from rnnlab.fast.native_sequence import gru_inference, needs_grad
+from rnnlab.fast.native_training import gru_train_backward, gru_train_forward, native_training
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -125,14 +126,20 @@ def gru_forward(spec: GRUSpec, xp, h, w_hh, b_hh, saved: dict | None):
 
 
 class FusedGRU(torch.autograd.Function):
-    """Forward loop without autograd; backward through time by hand."""
+    """Forward loop without autograd; backward through time by hand (each in one native call
+    where :func:`~rnnlab.fast.native_training.native_training` covers the call)."""
 
     @staticmethod
     def forward(ctx, spec, xp, h0, w_hh, b_hh, *norm_params):
+        ctx.spec, ctx.has_bias = spec, b_hh is not None
+        ctx.native = native_training(spec, (spec.norm_hh,), xp, h0, w_hh, b_hh)
+        ctx.save_for_backward(w_hh)
+        if ctx.native is not None:  # the whole loop in one native call each way
+            y, h, ctx.saved = gru_train_forward(ctx.native, spec, xp, h0, w_hh, b_hh)
+            return y, h
         saved: dict = {}
         y, h = gru_forward(spec, xp, h0, w_hh, b_hh, saved)
-        ctx.spec, ctx.saved, ctx.has_bias = spec, saved, b_hh is not None
-        ctx.save_for_backward(w_hh)
+        ctx.saved = saved
         ctx.shapes = (xp.shape, xp.dtype, xp.device)
         return y, h.clone()  # not a tensor kept in ``saved``: see FusedLSTM.forward
 
@@ -140,6 +147,9 @@ class FusedGRU(torch.autograd.Function):
     def backward(ctx, dy, dh):
         spec, saved = ctx.spec, ctx.saved
         (w_hh,) = ctx.saved_tensors
+        if ctx.native is not None:
+            grads = gru_train_backward(ctx.native, spec, saved, dy, dh, w_hh, ctx.has_bias)
+            return (None, *grads)
         hidden = spec.hidden
         shape, dtype, device = ctx.shapes
         dxp = torch.empty(shape, dtype=dtype, device=device)

@@ -25,6 +25,7 @@ from torch import Tensor
 from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
 from rnnlab.fast.native_sequence import lstm_inference, needs_grad
+from rnnlab.fast.native_training import native_training, train_backward, train_forward
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
@@ -245,13 +246,21 @@ def _gates_backward_native(spec: LSTMSpec, ops, da, dm, dc, act, c_prev, tc, pee
 
 
 class FusedLSTM(torch.autograd.Function):
-    """Forward loop without autograd; backward through time by hand."""
+    """Forward loop without autograd; backward through time by hand (each in one native call
+    where :func:`~rnnlab.fast.native_training.native_training` covers the call)."""
 
     @staticmethod
     def forward(ctx, spec, xg, h0, c0, w_hh, peephole, w_hr, *norm_params):
+        norms = (spec.norm_hh, spec.norm_c)
+        ctx.spec = spec
+        ctx.native = None if w_hr is not None else native_training(spec, norms, xg, h0, c0, w_hh)
+        if ctx.native is not None:  # the whole loop in one native call each way
+            y, h, c, ctx.saved = train_forward(ctx.native, spec, xg, h0, c0, w_hh, peephole)
+            ctx.save_for_backward(w_hh, peephole)
+            return y, h, c
         saved: dict = {}
         y, h, c = lstm_forward(spec, xg, h0, c0, w_hh, peephole, w_hr, saved)
-        ctx.spec, ctx.saved = spec, saved
+        ctx.saved = saved
         ctx.save_for_backward(w_hh, peephole, w_hr)
         ctx.shapes = (xg.shape, xg.dtype, xg.device)
         ctx.has_norm_params = len(norm_params)
@@ -263,6 +272,9 @@ class FusedLSTM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dh, dc):
         spec, saved = ctx.spec, ctx.saved
+        if ctx.native is not None:
+            w_hh, peephole = ctx.saved_tensors
+            return (None, *train_backward(ctx.native, spec, saved, dy, dh, dc, w_hh, peephole))
         w_hh, peephole, w_hr = ctx.saved_tensors
         hidden, coupled = spec.hidden, spec.coupled
         shape, dtype, device = ctx.shapes

@@ -18,6 +18,7 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -783,6 +784,859 @@ std::vector<at::Tensor> gru_sequence(const at::Tensor& xp_in, const at::Tensor& 
 
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// Whole-sequence training (LSTM)
+//
+// lstm_train_forward runs every step of a sequence in one call as lstm_sequence does, with the
+// recurrent term and the cell normalised by layer norm (row statistics) or by batch norm in
+// training (statistics of the batch at each step, the running statistics of the step's slot
+// moved as torch.native_batch_norm moves them), and keeps in [T, ...] tensors what
+// lstm_train_backward needs; that one walks the steps in reverse. All rows are computed at every
+// step, also those past their length (batch statistics see them, as in the Python loop); their
+// state is then kept. Plain loops over rows and features: one thread.
+
+namespace rnnlab_training {
+
+enum TrainNorm : int64_t { kNone = 0, kLayer = 1, kBatch = 3 };
+
+// x [rows, F] -> hat = (x - mean) * rstd per row, rstd [rows].
+template <typename T>
+RNNLAB_INLINE void layer_stats_impl(const T* x, int64_t rows, int64_t features, T eps, T* hat,
+                                    T* rstd) {
+  for (int64_t b = 0; b < rows; ++b) {
+    const T* v = x + b * features;
+    T mean, r;
+    rnnlab_sequence::moments(v, features, eps, mean, r);
+    T* h = hat + b * features;
+#pragma omp simd
+    for (int64_t j = 0; j < features; ++j) h[j] = (v[j] - mean) * r;
+    rstd[b] = r;
+  }
+}
+
+// x [rows, F] -> hat = (x - mean) * invstd per feature over the rows, invstd [F]; moves the
+// running mean and variance [F] (unbiased variance) by momentum. In blocks of kBlock features,
+// whose rows stay in L1 between the passes.
+constexpr int64_t kBlock = 64;
+
+template <typename T>
+RNNLAB_INLINE void batch_stats_impl(const T* x, int64_t rows, int64_t features, T eps,
+                                    T momentum, T* hat, T* invstd, T* running_mean,
+                                    T* running_var) {
+  for (int64_t j0 = 0; j0 < features; j0 += kBlock) {
+    const int64_t n = std::min(kBlock, features - j0);
+    T mean[kBlock] = {}, squares[kBlock] = {};
+    for (int64_t b = 0; b < rows; ++b) {
+      const T* v = x + b * features + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) mean[j] += v[j];
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) mean[j] /= rows;
+    for (int64_t b = 0; b < rows; ++b) {
+      const T* v = x + b * features + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) squares[j] += (v[j] - mean[j]) * (v[j] - mean[j]);
+    }
+    T* is = invstd + j0;
+    T *rm = running_mean + j0, *rv = running_var + j0;
+    for (int64_t j = 0; j < n; ++j) {
+      is[j] = T(1) / std::sqrt(squares[j] / rows + eps);
+      rm[j] = momentum * mean[j] + (1 - momentum) * rm[j];
+      rv[j] = momentum * squares[j] / (rows > 1 ? rows - 1 : 1) + (1 - momentum) * rv[j];
+    }
+    for (int64_t b = 0; b < rows; ++b) {
+      const T* v = x + b * features + j0;
+      T* h = hat + b * features + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) h[j] = (v[j] - mean[j]) * is[j];
+    }
+  }
+}
+
+// Backward of y = hat * gain (+ shift): dy, hat [rows, F]; rstd per row (layer) or per feature
+// (batch). Writes dx, adds into dgain, dshift [F] (dshift may be null).
+template <typename T>
+RNNLAB_INLINE void norm_backward_impl(int64_t kind, const T* dy, const T* hat, const T* rstd,
+                                      const T* gain, int64_t rows, int64_t features, T* dx,
+                                      T* dgain, T* dshift) {
+  if (kind == kLayer) {
+    for (int64_t b = 0; b < rows; ++b) {
+      const T *d = dy + b * features, *h = hat + b * features;
+      T* out = dx + b * features;
+      T a1 = 0, a2 = 0;
+#pragma omp simd reduction(+ : a1, a2)
+      for (int64_t j = 0; j < features; ++j) {
+        const T g = d[j] * gain[j];
+        a1 += g;
+        a2 += g * h[j];
+        dgain[j] += d[j] * h[j];
+      }
+      if (dshift) {
+#pragma omp simd
+        for (int64_t j = 0; j < features; ++j) dshift[j] += d[j];
+      }
+      a1 /= features;
+      a2 /= features;
+      const T r = rstd[b];
+#pragma omp simd
+      for (int64_t j = 0; j < features; ++j) out[j] = r * (d[j] * gain[j] - a1 - h[j] * a2);
+    }
+    return;
+  }
+  for (int64_t j0 = 0; j0 < features; j0 += kBlock) {  // batch: per feature over the rows
+    const int64_t n = std::min(kBlock, features - j0);
+    T s1[kBlock] = {}, s2[kBlock] = {};
+    for (int64_t b = 0; b < rows; ++b) {
+      const T *d = dy + b * features + j0, *h = hat + b * features + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        s1[j] += d[j];
+        s2[j] += d[j] * h[j];
+      }
+    }
+    T scale[kBlock];
+    for (int64_t j = 0; j < n; ++j) {
+      dgain[j0 + j] += s2[j];
+      if (dshift) dshift[j0 + j] += s1[j];
+      scale[j] = gain[j0 + j] * rstd[j0 + j];
+      s1[j] /= rows;
+      s2[j] /= rows;
+    }
+    for (int64_t b = 0; b < rows; ++b) {
+      const T *d = dy + b * features + j0, *h = hat + b * features + j0;
+      T* out = dx + b * features + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) out[j] = scale[j] * (d[j] - s1[j] - h[j] * s2[j]);
+    }
+  }
+}
+
+// Compiled for each instruction set (RNNLAB_CLONES) in float32.
+RNNLAB_CLONES void layer_stats(const float* x, int64_t rows, int64_t features, float eps,
+                               float* hat, float* rstd) {
+  layer_stats_impl(x, rows, features, eps, hat, rstd);
+}
+void layer_stats(const double* x, int64_t rows, int64_t features, double eps, double* hat,
+                 double* rstd) {
+  layer_stats_impl(x, rows, features, eps, hat, rstd);
+}
+RNNLAB_CLONES void batch_stats(const float* x, int64_t rows, int64_t features, float eps,
+                               float momentum, float* hat, float* invstd, float* running_mean,
+                               float* running_var) {
+  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var);
+}
+void batch_stats(const double* x, int64_t rows, int64_t features, double eps, double momentum,
+                 double* hat, double* invstd, double* running_mean, double* running_var) {
+  batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var);
+}
+RNNLAB_CLONES void norm_backward(int64_t kind, const float* dy, const float* hat,
+                                 const float* rstd, const float* gain, int64_t rows,
+                                 int64_t features, float* dx, float* dgain, float* dshift) {
+  norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift);
+}
+void norm_backward(int64_t kind, const double* dy, const double* hat, const double* rstd,
+                   const double* gain, int64_t rows, int64_t features, double* dx, double* dgain,
+                   double* dshift) {
+  norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift);
+}
+
+// One row's gates in training: r [G*H] pre-activations in, activations (i, f, tanh g, o) out;
+// the new cell into cn [H] from the previous one cp [H]; peephole p [G-1, H] when PEEP.
+template <typename T>
+struct GateRow {
+  int64_t hidden;
+  T* r;
+  const T* cp;
+  T* cn;
+  const T* p;
+};
+
+template <typename T, bool COUPLED, bool PEEP>
+RNNLAB_INLINE void train_gates(const GateRow<T>& w) {
+  constexpr int64_t g_block = COUPLED ? 1 : 2;
+  const int64_t hidden = w.hidden;
+  T *r = w.r, *rg = w.r + g_block * hidden, *ro = rg + hidden, *cn = w.cn;
+  const T *cp = w.cp, *p = w.p;
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    T pre_i = r[j];
+    if constexpr (PEEP) pre_i += p[j] * cp[j];
+    const T i = rnnlab_sequence::sigmoid(pre_i);
+    T f;
+    if constexpr (COUPLED) {
+      f = T(1) - i;
+    } else {
+      T pre_f = r[hidden + j];
+      if constexpr (PEEP) pre_f += p[hidden + j] * cp[j];
+      f = rnnlab_sequence::sigmoid(pre_f);
+      r[hidden + j] = f;
+    }
+    const T g = rnnlab_sequence::tanh_(rg[j]);
+    const T cnew = f * cp[j] + i * g;
+    r[j] = i;
+    rg[j] = g;
+    cn[j] = cnew;
+    T pre_o = ro[j];
+    if constexpr (PEEP) pre_o += p[g_block * hidden + j] * cnew;
+    ro[j] = rnnlab_sequence::sigmoid(pre_o);
+  }
+}
+
+// The backward of one row's gates: dm [H] gradient of m, through [H] that of c_new through the
+// output, dc [H] that of c_new from later steps, replaced by that of c_prev; act, tc, cp as
+// saved; the pre-activation gradients into da [G*H].
+template <typename T>
+struct GateGrad {
+  int64_t hidden;
+  const T *act, *dm, *through, *tc, *cp, *p;
+  T *dc, *da;
+};
+
+template <typename T, bool COUPLED, bool PEEP>
+RNNLAB_INLINE void train_gates_backward(const GateGrad<T>& w) {
+  constexpr int64_t g_block = COUPLED ? 1 : 2;
+  const int64_t hidden = w.hidden;
+  const T *sv = w.act, *sg = sv + g_block * hidden, *so = sg + hidden;
+  const T *dm = w.dm, *th = w.through, *tc = w.tc, *cp = w.cp, *p = w.p;
+  T *da = w.da, *dg = da + g_block * hidden, *d_o = dg + hidden, *dc = w.dc;
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    const T o = so[j];
+    T dcnew = dc[j] + th[j];
+    const T dao = dm[j] * tc[j] * o * (1 - o);
+    d_o[j] = dao;
+    if constexpr (PEEP) dcnew += dao * p[g_block * hidden + j];
+    const T i = sv[j], g = sg[j], c0 = cp[j];
+    const T dai = dcnew * (COUPLED ? g - c0 : g) * i * (1 - i);
+    da[j] = dai;
+    dg[j] = dcnew * i * (1 - g * g);
+    T dcp;
+    if constexpr (COUPLED) {
+      dcp = dcnew * (1 - i);
+    } else {
+      const T f = sv[hidden + j];
+      const T daf = dcnew * c0 * f * (1 - f);
+      da[hidden + j] = daf;
+      dcp = dcnew * f;
+      if constexpr (PEEP) dcp += daf * p[hidden + j];
+    }
+    if constexpr (PEEP) dcp += dai * p[j];
+    dc[j] = dcp;
+  }
+}
+
+// tc = tanh(x * gain + shift) (gain null: tanh(x)); m = o * tc unless m is null.
+template <typename T>
+RNNLAB_INLINE void train_tanh(const T* x, const T* gain, const T* shift, T* tc, int64_t n) {
+  if (gain) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) tc[j] = rnnlab_sequence::tanh_(x[j] * gain[j] + shift[j]);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) tc[j] = rnnlab_sequence::tanh_(x[j]);
+  }
+}
+
+template <typename T>
+RNNLAB_INLINE void gates_any(const GateRow<T>& w, bool coupled) {
+  if (coupled)
+    w.p ? train_gates<T, true, true>(w) : train_gates<T, true, false>(w);
+  else
+    w.p ? train_gates<T, false, true>(w) : train_gates<T, false, false>(w);
+}
+
+template <typename T>
+RNNLAB_INLINE void gates_backward_any(const GateGrad<T>& w, bool coupled) {
+  if (coupled)
+    w.p ? train_gates_backward<T, true, true>(w) : train_gates_backward<T, true, false>(w);
+  else
+    w.p ? train_gates_backward<T, false, true>(w) : train_gates_backward<T, false, false>(w);
+}
+
+// Compiled for each instruction set (RNNLAB_CLONES) in float32.
+RNNLAB_CLONES void gates_float(const GateRow<float>& w, bool coupled) { gates_any(w, coupled); }
+RNNLAB_CLONES void gates_backward_float(const GateGrad<float>& w, bool coupled) {
+  gates_backward_any(w, coupled);
+}
+RNNLAB_CLONES void tanh_float(const float* x, const float* gain, const float* shift, float* tc,
+                              int64_t n) {
+  train_tanh(x, gain, shift, tc, n);
+}
+inline void run_gates(const GateRow<float>& w, bool coupled) { gates_float(w, coupled); }
+inline void run_gates(const GateRow<double>& w, bool coupled) { gates_any(w, coupled); }
+inline void run_gates_backward(const GateGrad<float>& w, bool coupled) {
+  gates_backward_float(w, coupled);
+}
+inline void run_gates_backward(const GateGrad<double>& w, bool coupled) {
+  gates_backward_any(w, coupled);
+}
+inline void tanh_row(const float* x, const float* gain, const float* shift, float* tc, int64_t n) {
+  tanh_float(x, gain, shift, tc, n);
+}
+inline void tanh_row(const double* x, const double* gain, const double* shift, double* tc,
+                     int64_t n) {
+  train_tanh(x, gain, shift, tc, n);
+}
+
+
+// One GRU row in training: x, hp [3H] the input and recurrent terms (r, z, n); h [H] the state.
+// Writes rz [2H], n [H] and h_new [H].
+template <typename T>
+struct GRUGateRow {
+  int64_t hidden;
+  const T *x, *hp, *h;
+  T *rz, *n, *h_new;
+};
+
+template <typename T>
+RNNLAB_INLINE void gru_train_gates(const GRUGateRow<T>& w) {
+  const int64_t hidden = w.hidden;
+  const T *x = w.x, *hp = w.hp, *h = w.h;
+  T *rz = w.rz, *n = w.n, *out = w.h_new;
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    const T r = rnnlab_sequence::sigmoid(x[j] + hp[j]);
+    const T z = rnnlab_sequence::sigmoid(x[hidden + j] + hp[hidden + j]);
+    const T nv = rnnlab_sequence::tanh_(x[2 * hidden + j] + r * hp[2 * hidden + j]);
+    rz[j] = r;
+    rz[hidden + j] = z;
+    n[j] = nv;
+    out[j] = nv + z * (h[j] - nv);
+  }
+}
+
+RNNLAB_CLONES void gru_gates_float(const GRUGateRow<float>& w) { gru_train_gates(w); }
+inline void run_gru_gates(const GRUGateRow<float>& w) { gru_gates_float(w); }
+inline void run_gru_gates(const GRUGateRow<double>& w) { gru_train_gates(w); }
+
+
+// Ask for the [B, F] block at p now: the saved tensors of the step the loop reaches next are
+// read after the next recurrent product, by which time they wait in cache instead of memory.
+template <typename T>
+void prefetch_block(const T* p, int64_t batch, int64_t features) {
+  rnnlab_sequence::prefetch_row(p, batch * features);
+}
+
+}  // namespace rnnlab_training
+
+namespace {
+
+using namespace rnnlab_training;
+
+// LSTM training forward over a whole sequence. xg [T, B, G*H] the input terms (normalised, bias
+// included); h0, c0 [B, H]; w_hh_t = W_hh.T [H, G*H] (w_hh_packed as in lstm_sequence);
+// peephole [G-1, H] or empty; valid [T, B] bool or empty. norm: kNone, kLayer or kBatch for the
+// recurrent term (gain hh_gain [G*H], shift hh_shift [G*H] or empty) and the cell (c_gain,
+// c_shift [H]); with kBatch the running statistics hh_mean, hh_var [S, G*H], c_mean, c_var
+// [S, H] of slot slots[t] move at step t. Returns y, h, c, then the saved tensors: h_prev,
+// c_prev [T, B, H], act [T, B, G*H] (i, f, tanh g, o), hat_hh [T, B, G*H], rstd_hh ([T, B] or
+// [T, G*H]), c_new (with peepholes, else the last step's), hat_c, tc [T, B, H], rstd_c ([T, B]
+// or [T, H]); without normalisation hat_* and rstd_* are empty.
+std::vector<at::Tensor> lstm_train_forward(
+    const at::Tensor& xg_in, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh_t,
+    const std::optional<at::Tensor>& w_hh_packed, const at::Tensor& peephole_in,
+    const at::Tensor& valid_in, bool reverse, bool coupled, int64_t norm,
+    const at::Tensor& hh_gain_in, const at::Tensor& hh_shift_in, double hh_eps,
+    const at::Tensor& c_gain_in, const at::Tensor& c_shift_in, double c_eps, at::Tensor hh_mean,
+    at::Tensor hh_var, at::Tensor c_mean, at::Tensor c_var, const at::Tensor& slots_in,
+    double hh_momentum, double c_momentum) {
+  const at::Tensor xg = xg_in.contiguous();
+  TORCH_CHECK(xg.dim() == 3 && xg.device().is_cpu(), "xg must be a [T, B, G*H] CPU tensor");
+  TORCH_CHECK(norm == kNone || norm == kLayer || norm == kBatch, "unknown normalisation ", norm);
+  const int64_t steps = xg.size(0), batch = xg.size(1), gates = coupled ? 3 : 4;
+  const int64_t hidden = c0.size(1), row = gates * hidden;
+  TORCH_CHECK(xg.size(2) == row && c0.size(0) == batch && h0.size(0) == batch &&
+                  h0.size(1) == hidden, "xg, h0 and c0 do not agree");
+  const bool normed = norm != kNone;
+  const at::Tensor peephole = ready(peephole_in, xg);
+  const at::Tensor hh_gain = ready(hh_gain_in, xg), c_gain = ready(c_gain_in, xg);
+  const at::Tensor hh_shift = bias_or_zeros(hh_shift_in, row, xg, "hh_shift");
+  const at::Tensor c_shift = bias_or_zeros(c_shift_in, hidden, xg, "c_shift");
+  TORCH_CHECK(!normed || (hh_gain.numel() == row && c_gain.numel() == hidden),
+              "norm gains must have G*H and H entries");
+  TORCH_CHECK(peephole.numel() == 0 || peephole.numel() == (gates - 1) * hidden,
+              "peephole must be [G-1, H]");
+  const bool has_valid = valid_in.numel() > 0;
+  const at::Tensor valid = has_valid ? valid_in.to(at::kBool).contiguous() : valid_in;
+  TORCH_CHECK(!has_valid || valid.numel() == steps * batch, "valid must be [T, B]");
+  const at::Tensor slots = norm == kBatch ? slots_in.to(at::kLong).contiguous() : slots_in;
+  if (norm == kBatch) {
+    TORCH_CHECK(slots.numel() == steps, "slots must have one entry per step");
+    const at::Tensor* stats[] = {&hh_mean, &hh_var, &c_mean, &c_var};
+    for (const at::Tensor* s : stats) check(*s, "running statistics");
+    TORCH_CHECK(hh_mean.scalar_type() == xg.scalar_type() &&
+                    c_mean.scalar_type() == xg.scalar_type() && hh_mean.size(1) == row &&
+                    c_mean.size(1) == hidden, "running statistics do not agree with xg");
+  }
+  const auto options = xg.options();
+  at::Tensor h = h0.to(xg.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor c = c0.to(xg.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor y = at::empty({steps, batch, hidden}, options);
+  at::Tensor h_prev = at::empty({steps, batch, hidden}, options);
+  at::Tensor c_prev = at::empty({steps, batch, hidden}, options);
+  at::Tensor act = at::empty({steps, batch, row}, options);
+  const bool peep = peephole.numel() > 0;  // c_new is kept for the peephole gradient only
+  at::Tensor c_new = at::empty({peep ? steps : 1, batch, hidden}, options);
+  at::Tensor tc = at::empty({steps, batch, hidden}, options);
+  at::Tensor hat_hh = normed ? at::empty({steps, batch, row}, options) : at::empty({0}, options);
+  at::Tensor hat_c = normed ? at::empty({steps, batch, hidden}, options) : at::empty({0}, options);
+  at::Tensor rstd_hh = normed ? at::empty({steps, norm == kBatch ? row : batch}, options)
+                              : at::empty({0}, options);
+  at::Tensor rstd_c = normed ? at::empty({steps, norm == kBatch ? hidden : batch}, options)
+                             : at::empty({0}, options);
+  Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, options)};
+  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_train_forward", [&] {
+    using T = scalar_t;
+    const T* X = xg.data_ptr<T>();
+    const T* P = peephole.numel() > 0 ? peephole.data_ptr<T>() : nullptr;
+    const T *HG = normed ? hh_gain.data_ptr<T>() : nullptr, *HS = hh_shift.data_ptr<T>();
+    const T *CG = normed ? c_gain.data_ptr<T>() : nullptr, *CS = c_shift.data_ptr<T>();
+    const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
+    const int64_t* SL = norm == kBatch ? slots.data_ptr<int64_t>() : nullptr;
+    T *H = h.data_ptr<T>(), *C = c.data_ptr<T>(), *Y = y.data_ptr<T>();
+    const int64_t g_block = coupled ? 1 : 2;
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t t = reverse ? steps - 1 - s : s;
+      const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
+      T* HP = h_prev.data_ptr<T>() + off_h;
+      T* CP = c_prev.data_ptr<T>() + off_h;
+      std::memcpy(HP, H, batch * hidden * sizeof(T));
+      std::memcpy(CP, C, batch * hidden * sizeof(T));
+      prefetch_block(X + off_g, batch, row);
+      at::Tensor a = hh(h);
+      const T* HW = a.data_ptr<T>();
+      T* HAT = normed ? hat_hh.data_ptr<T>() + off_g : nullptr;
+      if (norm == kLayer)
+        layer_stats(HW, batch, row, T(hh_eps), HAT, rstd_hh.data_ptr<T>() + t * batch);
+      else if (norm == kBatch)
+        batch_stats(HW, batch, row, T(hh_eps), T(hh_momentum), HAT,
+                    rstd_hh.data_ptr<T>() + t * row, hh_mean.data_ptr<T>() + SL[t] * row,
+                    hh_var.data_ptr<T>() + SL[t] * row);
+      T* ACT = act.data_ptr<T>() + off_g;
+      T* CN = c_new.data_ptr<T>() + (peep ? off_h : 0);
+      for (int64_t b = 0; b < batch; ++b) {
+        const T* x = X + off_g + b * row;
+        const T* hw = normed ? HAT + b * row : HW + b * row;
+        T* r = ACT + b * row;
+        const T* cp = CP + b * hidden;
+        T* cn = CN + b * hidden;
+        if (normed) {
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < row; ++j) r[j] = x[j] + hw[j] * HG[j] + HS[j];
+        } else {
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < row; ++j) r[j] = x[j] + hw[j];
+        }
+        run_gates(GateRow<T>{hidden, r, cp, cn, P}, coupled);
+      }
+      T* HC = normed ? hat_c.data_ptr<T>() + off_h : nullptr;
+      if (norm == kLayer)
+        layer_stats(CN, batch, hidden, T(c_eps), HC, rstd_c.data_ptr<T>() + t * batch);
+      else if (norm == kBatch)
+        batch_stats(CN, batch, hidden, T(c_eps), T(c_momentum), HC,
+                    rstd_c.data_ptr<T>() + t * hidden, c_mean.data_ptr<T>() + SL[t] * hidden,
+                    c_var.data_ptr<T>() + SL[t] * hidden);
+      T* TC = tc.data_ptr<T>() + off_h;
+      for (int64_t b = 0; b < batch; ++b) {
+        const T* o = ACT + b * row + (g_block + 1) * hidden;
+        const T* cn = normed ? HC + b * hidden : CN + b * hidden;
+        T* tcb = TC + b * hidden;
+        T* yb = Y + off_h + b * hidden;
+        tanh_row(cn, CG, CS, tcb, hidden);
+        if (V && !V[t * batch + b]) {
+          std::fill(yb, yb + hidden, T(0));
+          continue;
+        }
+        T* hb = H + b * hidden;
+        for (int64_t j = 0; j < hidden; ++j) hb[j] = yb[j] = o[j] * tcb[j];
+        std::memcpy(C + b * hidden, CN + b * hidden, hidden * sizeof(T));
+      }
+    }
+  });
+  return {y, h, c, h_prev, c_prev, act, hat_hh, rstd_hh, c_new, hat_c, rstd_c, tc};
+}
+
+// Backward of lstm_train_forward. dy [T, B, H], dh, dc [B, H] the gradients of y and of the
+// final state; w_hh = W_hh [G*H, H] (w_hh_packed: W_hh.T packed for oneDNN, or none); the rest
+// as lstm_train_forward takes and returns them. Returns dxg [T, B, G*H] (the gradient of the
+// pre-activations, which is that of xg), dhw [T, B, G*H] (of the recurrent products W_hh h;
+// dxg itself without normalisation), dh0, dc0 [B, H], and the gradients of hh_gain, hh_shift,
+// c_gain, c_shift (empty without normalisation).
+std::vector<at::Tensor> lstm_train_backward(
+    const at::Tensor& dy_in, const at::Tensor& dh_in, const at::Tensor& dc_in,
+    const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hh_packed,
+    const at::Tensor& peephole_in, const at::Tensor& valid_in, bool reverse, bool coupled,
+    int64_t norm, const at::Tensor& hh_gain_in, const at::Tensor& c_gain_in,
+    const at::Tensor& c_prev, const at::Tensor& act, const at::Tensor& hat_hh,
+    const at::Tensor& rstd_hh, const at::Tensor& hat_c, const at::Tensor& rstd_c,
+    const at::Tensor& tc) {
+  const at::Tensor dy = dy_in.contiguous();
+  const int64_t steps = act.size(0), batch = act.size(1), row = act.size(2);
+  const int64_t hidden = c_prev.size(2), gates = coupled ? 3 : 4;
+  TORCH_CHECK(row == gates * hidden && dy.sizes() == c_prev.sizes(), "shapes do not agree");
+  const bool normed = norm != kNone;
+  const auto options = act.options();
+  const at::Tensor peephole = ready(peephole_in, act);
+  const at::Tensor hh_gain = ready(hh_gain_in, act), c_gain = ready(c_gain_in, act);
+  const bool has_valid = valid_in.numel() > 0;
+  const at::Tensor valid = has_valid ? valid_in.to(at::kBool).contiguous() : valid_in;
+  at::Tensor dh = dh_in.to(act.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor dc = dc_in.to(act.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor dxg = at::empty({steps, batch, row}, options);
+  at::Tensor dhw = normed ? at::empty({steps, batch, row}, options) : dxg;
+  at::Tensor d_hh_gain = at::zeros({normed ? row : 0}, options);
+  at::Tensor d_hh_shift = at::zeros({normed ? row : 0}, options);
+  at::Tensor d_c_gain = at::zeros({normed ? hidden : 0}, options);
+  at::Tensor d_c_shift = at::zeros({normed ? hidden : 0}, options);
+  at::Tensor dcn = at::empty({batch, hidden}, options);   // gradient of N_c(c_new), then c_new
+  at::Tensor dcn_x = at::empty({batch, hidden}, options);
+  at::Tensor keep = at::empty({2, batch, hidden}, options);
+  Product back{w_hh.contiguous(), w_hh_packed, at::empty({batch, hidden}, options)};
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_train_backward", [&] {
+    using T = scalar_t;
+    const T* DY = dy.data_ptr<T>();
+    const T* P = peephole.numel() > 0 ? peephole.data_ptr<T>() : nullptr;
+    const T *HG = normed ? hh_gain.data_ptr<T>() : nullptr;
+    const T *CG = normed ? c_gain.data_ptr<T>() : nullptr;
+    const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
+    T *DH = dh.data_ptr<T>(), *DC = dc.data_ptr<T>();
+    T *DCN = dcn.data_ptr<T>(), *DCX = dcn_x.data_ptr<T>();
+    T *KH = keep.data_ptr<T>(), *KC = KH + batch * hidden;
+    const int64_t g_block = coupled ? 1 : 2;
+    for (int64_t s = steps - 1; s >= 0; --s) {
+      const int64_t t = reverse ? steps - 1 - s : s;
+      const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
+      const T* ACT = act.data_ptr<T>() + off_g;
+      const T* TC = tc.data_ptr<T>() + off_h;
+      const T* CP = c_prev.data_ptr<T>() + off_h;
+      // the gradient of m (dh + dy, zero past a row's length) into DH; the kept parts aside
+      for (int64_t b = 0; b < batch; ++b) {
+        T *dh_b = DH + b * hidden, *dc_b = DC + b * hidden;
+        const T* dy_b = DY + off_h + b * hidden;
+        if (V && !V[t * batch + b]) {
+          std::memcpy(KH + b * hidden, dh_b, hidden * sizeof(T));
+          std::memcpy(KC + b * hidden, dc_b, hidden * sizeof(T));
+          std::fill(dh_b, dh_b + hidden, T(0));
+          std::fill(dc_b, dc_b + hidden, T(0));
+        } else {
+          if (V) {
+            std::fill(KH + b * hidden, KH + (b + 1) * hidden, T(0));
+            std::fill(KC + b * hidden, KC + (b + 1) * hidden, T(0));
+          }
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < hidden; ++j) dh_b[j] += dy_b[j];
+        }
+        // through m = o * tanh(N_c(c_new)) to N_c(c_new)
+        const T* o = ACT + b * row + (g_block + 1) * hidden;
+        const T* tcb = TC + b * hidden;
+        T* d = DCN + b * hidden;
+        _Pragma("omp simd")
+        for (int64_t j = 0; j < hidden; ++j) d[j] = dh_b[j] * o[j] * (1 - tcb[j] * tcb[j]);
+      }
+      const T* through = DCN;
+      if (normed) {
+        norm_backward(norm, DCN, hat_c.data_ptr<T>() + off_h,
+                      rstd_c.data_ptr<T>() + t * (norm == kBatch ? hidden : batch), CG, batch,
+                      hidden, DCX, d_c_gain.data_ptr<T>(), d_c_shift.data_ptr<T>());
+        through = DCX;
+      }
+      T* DA = dxg.data_ptr<T>() + off_g;
+      for (int64_t b = 0; b < batch; ++b) {
+        const int64_t k = b * hidden;
+        const GateGrad<T> w{hidden, ACT + b * row, DH + k, through + k, TC + k, CP + k, P, DC + k,
+                            DA + b * row};
+        run_gates_backward(w, coupled);
+      }
+      T* DHW = dhw.data_ptr<T>() + off_g;
+      if (normed)
+        norm_backward(norm, DA, hat_hh.data_ptr<T>() + off_g,
+                      rstd_hh.data_ptr<T>() + t * (norm == kBatch ? row : batch), HG, batch,
+                      row, DHW, d_hh_gain.data_ptr<T>(), d_hh_shift.data_ptr<T>());
+      if (s > 0) {  // the next step's saved tensors, while the product runs
+        const int64_t u = reverse ? steps - s : s - 1;
+        prefetch_block(act.data_ptr<T>() + u * batch * row, batch, row);
+        if (normed) prefetch_block(hat_hh.data_ptr<T>() + u * batch * row, batch, row);
+        if (normed) prefetch_block(hat_c.data_ptr<T>() + u * batch * hidden, batch, hidden);
+        prefetch_block(tc.data_ptr<T>() + u * batch * hidden, batch, hidden);
+        prefetch_block(c_prev.data_ptr<T>() + u * batch * hidden, batch, hidden);
+        prefetch_block(DY + u * batch * hidden, batch, hidden);
+      }
+      const at::Tensor back_h = back(dhw.select(0, t));
+      std::memcpy(DH, back_h.data_ptr<T>(), batch * hidden * sizeof(T));
+      if (V) {
+        for (int64_t k = 0; k < batch * hidden; ++k) {
+          DH[k] += KH[k];
+          DC[k] += KC[k];
+        }
+      }
+    }
+  });
+  return {dxg, dhw, dh, dc, d_hh_gain, d_hh_shift, d_c_gain, d_c_shift};
+}
+
+// GRU training forward over a whole sequence. xp [T, B, 3H] the input terms (normalised, b_ih
+// included); h0 [B, H]; w_hh_t = W_hh.T [H, 3H] (w_hh_packed as in lstm_sequence); b_hh [3H] or
+// empty; valid [T, B] bool or empty; norm, hh_gain, hh_shift, hh_eps, hh_mean, hh_var, slots and
+// hh_momentum as in lstm_train_forward (the recurrent term only). Returns y, h, then the saved
+// tensors: h_prev [T, B, H], rz [T, B, 2H], n [T, B, H], hp [T, B, 3H] (the recurrent terms,
+// normalised, b_hh included), hat_hh [T, B, 3H] and rstd_hh ([T, B] or [T, 3H]; both empty
+// without normalisation).
+std::vector<at::Tensor> gru_train_forward(
+    const at::Tensor& xp_in, const at::Tensor& h0, const at::Tensor& w_hh_t,
+    const std::optional<at::Tensor>& w_hh_packed, const at::Tensor& b_hh_in,
+    const at::Tensor& valid_in, bool reverse, int64_t norm, const at::Tensor& hh_gain_in,
+    const at::Tensor& hh_shift_in, double hh_eps, at::Tensor hh_mean, at::Tensor hh_var,
+    const at::Tensor& slots_in, double hh_momentum) {
+  const at::Tensor xp = xp_in.contiguous();
+  TORCH_CHECK(xp.dim() == 3 && xp.device().is_cpu(), "xp must be a [T, B, 3H] CPU tensor");
+  TORCH_CHECK(norm == kNone || norm == kLayer || norm == kBatch, "unknown normalisation ", norm);
+  const int64_t steps = xp.size(0), batch = xp.size(1), hidden = h0.size(1), row = 3 * hidden;
+  TORCH_CHECK(xp.size(2) == row && h0.size(0) == batch, "xp and h0 do not agree");
+  const bool normed = norm != kNone;
+  const at::Tensor hh_gain = ready(hh_gain_in, xp);
+  const at::Tensor hh_shift = bias_or_zeros(hh_shift_in, row, xp, "hh_shift");
+  const at::Tensor b_hh = bias_or_zeros(b_hh_in, row, xp, "b_hh");
+  TORCH_CHECK(!normed || hh_gain.numel() == row, "the norm gain must have 3H entries");
+  const bool has_valid = valid_in.numel() > 0;
+  const at::Tensor valid = has_valid ? valid_in.to(at::kBool).contiguous() : valid_in;
+  TORCH_CHECK(!has_valid || valid.numel() == steps * batch, "valid must be [T, B]");
+  const at::Tensor slots = norm == kBatch ? slots_in.to(at::kLong).contiguous() : slots_in;
+  if (norm == kBatch) {
+    TORCH_CHECK(slots.numel() == steps, "slots must have one entry per step");
+    check(hh_mean, "running statistics");
+    check(hh_var, "running statistics");
+    TORCH_CHECK(hh_mean.scalar_type() == xp.scalar_type() && hh_mean.size(1) == row,
+                "running statistics do not agree with xp");
+  }
+  const auto options = xp.options();
+  at::Tensor h = h0.to(xp.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor y = at::empty({steps, batch, hidden}, options);
+  at::Tensor h_prev = at::empty({steps, batch, hidden}, options);
+  at::Tensor rz = at::empty({steps, batch, 2 * hidden}, options);
+  at::Tensor n = at::empty({steps, batch, hidden}, options);
+  at::Tensor hp = at::empty({steps, batch, row}, options);
+  at::Tensor hat_hh = normed ? at::empty({steps, batch, row}, options) : at::empty({0}, options);
+  at::Tensor rstd_hh = normed ? at::empty({steps, norm == kBatch ? row : batch}, options)
+                              : at::empty({0}, options);
+  at::Tensor h_new = at::empty({batch, hidden}, options);
+  Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, options)};
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_train_forward", [&] {
+    using T = scalar_t;
+    const T* X = xp.data_ptr<T>();
+    const T *HG = normed ? hh_gain.data_ptr<T>() : nullptr, *HS = hh_shift.data_ptr<T>();
+    const T* BH = b_hh.data_ptr<T>();
+    const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
+    const int64_t* SL = norm == kBatch ? slots.data_ptr<int64_t>() : nullptr;
+    T *H = h.data_ptr<T>(), *Y = y.data_ptr<T>(), *HN = h_new.data_ptr<T>();
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t t = reverse ? steps - 1 - s : s;
+      const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
+      T* HPREV = h_prev.data_ptr<T>() + off_h;
+      std::memcpy(HPREV, H, batch * hidden * sizeof(T));
+      prefetch_block(X + off_g, batch, row);
+      at::Tensor a = hh(h);
+      const T* HW = a.data_ptr<T>();
+      T* HAT = normed ? hat_hh.data_ptr<T>() + off_g : nullptr;
+      if (norm == kLayer)
+        layer_stats(HW, batch, row, T(hh_eps), HAT, rstd_hh.data_ptr<T>() + t * batch);
+      else if (norm == kBatch)
+        batch_stats(HW, batch, row, T(hh_eps), T(hh_momentum), HAT,
+                    rstd_hh.data_ptr<T>() + t * row, hh_mean.data_ptr<T>() + SL[t] * row,
+                    hh_var.data_ptr<T>() + SL[t] * row);
+      T* HP = hp.data_ptr<T>() + off_g;
+      for (int64_t b = 0; b < batch; ++b) {
+        T* p = HP + b * row;
+        if (normed) {
+          const T* v = HAT + b * row;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < row; ++j) p[j] = v[j] * HG[j] + HS[j] + BH[j];
+        } else {
+          const T* v = HW + b * row;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < row; ++j) p[j] = v[j] + BH[j];
+        }
+        const int64_t k = b * hidden;
+        run_gru_gates(GRUGateRow<T>{hidden, X + off_g + b * row, p, HPREV + k,
+                                    rz.data_ptr<T>() + (t * batch + b) * 2 * hidden,
+                                    n.data_ptr<T>() + off_h + k, HN + k});
+        T* yb = Y + off_h + k;
+        if (V && !V[t * batch + b]) {
+          std::fill(yb, yb + hidden, T(0));
+          continue;
+        }
+        std::memcpy(yb, HN + k, hidden * sizeof(T));
+        std::memcpy(H + k, HN + k, hidden * sizeof(T));
+      }
+    }
+  });
+  return {y, h, h_prev, rz, n, hp, hat_hh, rstd_hh};
+}
+
+// Backward of gru_train_forward. dy [T, B, H], dh [B, H] the gradients of y and of the final
+// state; w_hh = W_hh [3H, H] (w_hh_packed: W_hh.T packed for oneDNN, or none); the rest as
+// gru_train_forward takes and returns them. Returns dxp [T, B, 3H] (the gradient of the input
+// terms), dhp [T, B, 3H] (of the recurrent terms, whose sum is that of b_hh), dhw [T, B, 3H]
+// (of the recurrent products W_hh h; dhp itself without normalisation), dh0 [B, H], and the
+// gradients of hh_gain and hh_shift (empty without normalisation).
+std::vector<at::Tensor> gru_train_backward(
+    const at::Tensor& dy_in, const at::Tensor& dh_in, const at::Tensor& w_hh,
+    const std::optional<at::Tensor>& w_hh_packed, const at::Tensor& valid_in, bool reverse,
+    int64_t norm, const at::Tensor& hh_gain_in, const at::Tensor& h_prev, const at::Tensor& rz,
+    const at::Tensor& n, const at::Tensor& hp, const at::Tensor& hat_hh,
+    const at::Tensor& rstd_hh) {
+  const at::Tensor dy = dy_in.contiguous();
+  const int64_t steps = hp.size(0), batch = hp.size(1), row = hp.size(2), hidden = row / 3;
+  TORCH_CHECK(dy.sizes() == h_prev.sizes() && h_prev.size(2) == hidden, "shapes do not agree");
+  const bool normed = norm != kNone;
+  const auto options = hp.options();
+  const at::Tensor hh_gain = ready(hh_gain_in, hp);
+  const bool has_valid = valid_in.numel() > 0;
+  const at::Tensor valid = has_valid ? valid_in.to(at::kBool).contiguous() : valid_in;
+  at::Tensor dh = dh_in.to(hp.scalar_type()).clone(at::MemoryFormat::Contiguous);
+  at::Tensor dxp = at::empty({steps, batch, row}, options);
+  at::Tensor dhp = at::empty({steps, batch, row}, options);
+  at::Tensor dhw = normed ? at::empty({steps, batch, row}, options) : dhp;
+  at::Tensor d_gain = at::zeros({normed ? row : 0}, options);
+  at::Tensor d_shift = at::zeros({normed ? row : 0}, options);
+  at::Tensor direct = at::empty({batch, hidden}, options);
+  at::Tensor keep = at::empty({batch, hidden}, options);
+  Product back{w_hh.contiguous(), w_hh_packed, at::empty({batch, hidden}, options)};
+  AT_DISPATCH_FLOATING_TYPES(hp.scalar_type(), "gru_train_backward", [&] {
+    using T = scalar_t;
+    const T* DY = dy.data_ptr<T>();
+    const T* HG = normed ? hh_gain.data_ptr<T>() : nullptr;
+    const bool* V = has_valid ? valid.data_ptr<bool>() : nullptr;
+    T *DH = dh.data_ptr<T>(), *DIR = direct.data_ptr<T>(), *KH = keep.data_ptr<T>();
+    for (int64_t s = steps - 1; s >= 0; --s) {
+      const int64_t t = reverse ? steps - 1 - s : s;
+      const int64_t off_h = t * batch * hidden, off_g = t * batch * row;
+      T *DX = dxp.data_ptr<T>() + off_g, *DP = dhp.data_ptr<T>() + off_g;
+      for (int64_t b = 0; b < batch; ++b) {
+        const int64_t k = b * hidden;
+        T* g = DH + k;
+        if (V && !V[t * batch + b]) {  // the gradient of h passes this step untouched
+          std::memcpy(KH + k, g, hidden * sizeof(T));
+          std::fill(g, g + hidden, T(0));
+        } else {
+          if (V) std::fill(KH + k, KH + k + hidden, T(0));
+          const T* d = DY + off_h + k;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < hidden; ++j) g[j] += d[j];
+        }
+        const T* r = rz.data_ptr<T>() + (t * batch + b) * 2 * hidden;
+        const T* z = r + hidden;
+        const T* nv = n.data_ptr<T>() + off_h + k;
+        const T* hn = hp.data_ptr<T>() + off_g + b * row + 2 * hidden;
+        const T* hprev = h_prev.data_ptr<T>() + off_h + k;
+        T *dx = DX + b * row, *dp = DP + b * row, *dir = DIR + k;
+        _Pragma("omp simd")
+        for (int64_t j = 0; j < hidden; ++j) {
+          const T gj = g[j], nj = nv[j], zj = z[j], rj = r[j];
+          const T dan = gj * (1 - zj) * (1 - nj * nj);
+          const T dar = dan * hn[j] * rj * (1 - rj);
+          const T daz = gj * (hprev[j] - nj) * zj * (1 - zj);
+          dx[2 * hidden + j] = dan;
+          dp[2 * hidden + j] = dan * rj;
+          dx[j] = dp[j] = dar;
+          dx[hidden + j] = dp[hidden + j] = daz;
+          dir[j] = gj * zj;
+        }
+      }
+      T* DW = dhw.data_ptr<T>() + off_g;
+      if (normed)
+        norm_backward(norm, DP, hat_hh.data_ptr<T>() + off_g,
+                      rstd_hh.data_ptr<T>() + t * (norm == kBatch ? row : batch), HG, batch, row,
+                      DW, d_gain.data_ptr<T>(), d_shift.data_ptr<T>());
+      if (s > 0) {  // the next step's saved tensors, while the product runs
+        const int64_t u = reverse ? steps - s : s - 1;
+        prefetch_block(hp.data_ptr<T>() + u * batch * row, batch, row);
+        if (normed) prefetch_block(hat_hh.data_ptr<T>() + u * batch * row, batch, row);
+        prefetch_block(rz.data_ptr<T>() + u * batch * 2 * hidden, batch, 2 * hidden);
+        prefetch_block(n.data_ptr<T>() + u * batch * hidden, batch, hidden);
+        prefetch_block(h_prev.data_ptr<T>() + u * batch * hidden, batch, hidden);
+        prefetch_block(DY + u * batch * hidden, batch, hidden);
+      }
+      const at::Tensor back_h = back(dhw.select(0, t));
+      const T* BHV = back_h.data_ptr<T>();
+      for (int64_t k = 0; k < batch * hidden; ++k) DH[k] = BHV[k] + DIR[k] + (V ? KH[k] : T(0));
+    }
+  });
+  return {dxp, dhp, dhw, dh, d_gain, d_shift};
+}
+
+// Batch norm of every step of x [T, B, F] with the statistics of the batch at that step, as
+// RecurrentBatchNorm.normalize_steps in training: y = hat * gain + shift (shift [F] or empty);
+// the running statistics [S, F] of slot slots[t] move at step t. Returns y, hat [T, B, F] and
+// invstd [T, F].
+std::vector<at::Tensor> batch_norm_steps(const at::Tensor& x_in, const at::Tensor& gain_in,
+                                         const at::Tensor& shift_in, double eps, double momentum,
+                                         at::Tensor running_mean, at::Tensor running_var,
+                                         const at::Tensor& slots_in) {
+  const at::Tensor x = x_in.contiguous();
+  TORCH_CHECK(x.dim() == 3 && x.device().is_cpu(), "x must be a [T, B, F] CPU tensor");
+  const int64_t steps = x.size(0), batch = x.size(1), features = x.size(2);
+  const at::Tensor gain = ready(gain_in, x);
+  const at::Tensor shift = bias_or_zeros(shift_in, features, x, "shift");
+  const at::Tensor slots = slots_in.to(at::kLong).contiguous();
+  TORCH_CHECK(gain.numel() == features && slots.numel() == steps, "gain or slots do not agree");
+  check(running_mean, "running_mean");
+  check(running_var, "running_var");
+  TORCH_CHECK(running_mean.scalar_type() == x.scalar_type() && running_mean.size(1) == features &&
+                  running_var.sizes() == running_mean.sizes(),
+              "running statistics do not agree with x");
+  at::Tensor y = at::empty_like(x), hat = at::empty_like(x);
+  at::Tensor invstd = at::empty({steps, features}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_steps", [&] {
+    using T = scalar_t;
+    const T *G = gain.data_ptr<T>(), *S = shift.data_ptr<T>();
+    const int64_t* SL = slots.data_ptr<int64_t>();
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t off = t * batch * features;
+      T* HAT = hat.data_ptr<T>() + off;
+      batch_stats(x.data_ptr<T>() + off, batch, features, T(eps), T(momentum), HAT,
+                  invstd.data_ptr<T>() + t * features,
+                  running_mean.data_ptr<T>() + SL[t] * features,
+                  running_var.data_ptr<T>() + SL[t] * features);
+      T* Y = y.data_ptr<T>() + off;
+      for (int64_t b = 0; b < batch; ++b) {
+        const T* h = HAT + b * features;
+        T* out = Y + b * features;
+        _Pragma("omp simd")
+        for (int64_t j = 0; j < features; ++j) out[j] = h[j] * G[j] + S[j];
+      }
+    }
+  });
+  return {y, hat, invstd};
+}
+
+// Backward of batch_norm_steps: dy, hat [T, B, F], invstd [T, F], gain [F]. Returns dx and the
+// gradients of gain and shift [F].
+std::vector<at::Tensor> batch_norm_steps_backward(const at::Tensor& dy_in, const at::Tensor& hat,
+                                                  const at::Tensor& invstd,
+                                                  const at::Tensor& gain_in) {
+  const at::Tensor dy = dy_in.contiguous();
+  check(hat, "hat");
+  check(invstd, "invstd");
+  TORCH_CHECK(dy.sizes() == hat.sizes(), "dy and hat do not agree");
+  const int64_t steps = hat.size(0), batch = hat.size(1), features = hat.size(2);
+  const at::Tensor gain = ready(gain_in, hat);
+  at::Tensor dx = at::empty_like(hat);
+  at::Tensor dgain = at::zeros({features}, hat.options()), dshift = at::zeros_like(dgain);
+  AT_DISPATCH_FLOATING_TYPES(hat.scalar_type(), "batch_norm_steps_backward", [&] {
+    using T = scalar_t;
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t off = t * batch * features;
+      norm_backward(kBatch, dy.data_ptr<T>() + off, hat.data_ptr<T>() + off,
+                    invstd.data_ptr<T>() + t * features, gain.data_ptr<T>(), batch, features,
+                    dx.data_ptr<T>() + off, dgain.data_ptr<T>(), dshift.data_ptr<T>());
+    }
+  });
+  return {dx, dgain, dshift};
+}
+
+}  // namespace
+
 TORCH_LIBRARY(rnnlab_native, m) {
   m.def("lstm_gates(Tensor(a!) a, Tensor c, Tensor peephole, bool coupled, bool finish) -> Tensor[]",
         &lstm_gates);
@@ -810,4 +1664,34 @@ TORCH_LIBRARY(rnnlab_native, m) {
       "bool reverse, int norm, Tensor in_a, Tensor in_b, float in_eps, Tensor hh_a, Tensor hh_b, "
       "float hh_eps, Tensor b_ih, Tensor b_hh) -> Tensor[]",
       &gru_sequence);
+  m.def(
+      "lstm_train_forward(Tensor xg, Tensor h0, Tensor c0, Tensor w_hh_t, Tensor? w_hh_packed, "
+      "Tensor peephole, Tensor valid, bool reverse, bool coupled, int norm, Tensor hh_gain, "
+      "Tensor hh_shift, float hh_eps, Tensor c_gain, Tensor c_shift, float c_eps, "
+      "Tensor(a!) hh_mean, Tensor(b!) hh_var, Tensor(c!) c_mean, Tensor(d!) c_var, Tensor slots, "
+      "float hh_momentum, float c_momentum) -> Tensor[]",
+      &lstm_train_forward);
+  m.def(
+      "lstm_train_backward(Tensor dy, Tensor dh, Tensor dc, Tensor w_hh, Tensor? w_hh_packed, "
+      "Tensor peephole, Tensor valid, bool reverse, bool coupled, int norm, Tensor hh_gain, "
+      "Tensor c_gain, Tensor c_prev, Tensor act, Tensor hat_hh, Tensor rstd_hh, Tensor hat_c, "
+      "Tensor rstd_c, Tensor tc) -> Tensor[]",
+      &lstm_train_backward);
+  m.def(
+      "batch_norm_steps(Tensor x, Tensor gain, Tensor shift, float eps, float momentum, "
+      "Tensor(a!) running_mean, Tensor(b!) running_var, Tensor slots) -> Tensor[]",
+      &batch_norm_steps);
+  m.def(
+      "batch_norm_steps_backward(Tensor dy, Tensor hat, Tensor invstd, Tensor gain) -> Tensor[]",
+      &batch_norm_steps_backward);
+  m.def(
+      "gru_train_forward(Tensor xp, Tensor h0, Tensor w_hh_t, Tensor? w_hh_packed, Tensor b_hh, "
+      "Tensor valid, bool reverse, int norm, Tensor hh_gain, Tensor hh_shift, float hh_eps, "
+      "Tensor(a!) hh_mean, Tensor(b!) hh_var, Tensor slots, float hh_momentum) -> Tensor[]",
+      &gru_train_forward);
+  m.def(
+      "gru_train_backward(Tensor dy, Tensor dh, Tensor w_hh, Tensor? w_hh_packed, Tensor valid, "
+      "bool reverse, int norm, Tensor hh_gain, Tensor h_prev, Tensor rz, Tensor n, Tensor hp, "
+      "Tensor hat_hh, Tensor rstd_hh) -> Tensor[]",
+      &gru_train_backward);
 }

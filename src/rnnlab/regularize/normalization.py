@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.fast.native import native_for
+from rnnlab.fast.onednn import _tracing
 
 
 def state_steps(state, h: Tensor) -> Tensor:
@@ -101,12 +102,17 @@ class RecurrentBatchNorm(nn.Module):
 
     def normalize_steps(self, x: Tensor, steps: Tensor) -> Tensor:
         """Many steps at once, as ``forward`` at each step in order: ``x [T, B, F]``,
-        ``steps [T, B]``. Differentiable; the running statistics move step by step."""
+        ``steps [T, B]``. Differentiable (in training through the native kernels, where they
+        run, once only); the running statistics move step by step."""
         if not self.training:
             mean, rstd = self.population(steps)
             y = (x - mean) * rstd * self.weight
             return y if self.bias is None else y + self.bias
         slots = steps.max(1).values.tolist()
+        ops = None if _tracing() or x.shape[1] < 2 else native_for(x)
+        if ops is not None and self.running_mean.dtype == x.dtype:
+            self.grow(max(slots) + 1)
+            return _BatchNormSteps.apply(x, self.weight, self.bias, self, slots, ops)
         if x.shape[1] > 1 and slots == list(range(slots[0], slots[0] + x.shape[0])):
             return self._normalize_consecutive(x, slots[0])
         mean = x.mean(1, keepdim=True)
@@ -151,6 +157,35 @@ class RecurrentBatchNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.features}, steps_seen={self.steps_seen}, momentum={self.momentum}"
+
+
+class _BatchNormSteps(torch.autograd.Function):
+    """:meth:`RecurrentBatchNorm.normalize_steps` in training in one native call each way
+    (``batch_norm_steps`` in ``rnnlab/fast/native_kernels.cpp``): ``x [T, B, F]`` stays in its
+    layout, where one batch norm over ``[B, T * F]`` copies it (and its gradient) twice."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, norm: RecurrentBatchNorm, slots: list[int], ops):
+        shift = x.new_empty(0) if bias is None else bias.detach()
+        y, hat, invstd = ops.batch_norm_steps(
+            x.detach(),
+            weight.detach(),
+            shift,
+            norm.eps,
+            norm.momentum,
+            norm.running_mean,
+            norm.running_var,
+            torch.tensor(slots, dtype=torch.long),
+        )
+        ctx.save_for_backward(hat, invstd, weight)
+        ctx.ops, ctx.has_bias = ops, bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        hat, invstd, weight = ctx.saved_tensors
+        dx, dw, db = ctx.ops.batch_norm_steps_backward(dy, hat, invstd, weight.detach())
+        return dx, dw, db if ctx.has_bias else None, None, None, None
 
 
 class StepNorm:
