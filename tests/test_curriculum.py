@@ -377,8 +377,9 @@ def test_two_gloo_processes_follow_the_one_process_curriculum(tmp_path, text_fil
     settings += ["--curriculum", "step", "--curriculum-start", "2", "--curriculum-every", "2"]
     src = Path(__file__).resolve().parents[1] / "src"
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
-    command += ["rnnlab", "train", "--data", str(text_file), "--out", str(tmp_path / "two")]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", "-m", "rnnlab", "train"]
+    command += ["--data", str(text_file), "--out", str(tmp_path / "two")]
     done = subprocess.run(command + settings, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert main(["train", "--data", str(text_file), "--out", str(tmp_path / "one"), *settings]) == 0

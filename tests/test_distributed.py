@@ -56,8 +56,9 @@ def test_two_gloo_processes_match_one_process_and_resume_with_one(tmp_path, text
     two = tmp_path / "two"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += ["-m", "rnnlab", "train", "--data", str(text_file), "--max-steps", "6"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", "-m", "rnnlab", "train"]
+    command += ["--data", str(text_file), "--max-steps", "6"]
     command += ["--out", str(two), *flags]
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     if tensorboard:
