@@ -65,3 +65,11 @@ bench adding --cell gru --cell-option chrono=600 --curriculum step --curriculum-
   --curriculum-every 1500 --schedule cosine --eval-every 500 --budget-minutes 55
 bench pmnist --cell lstm --forget-bias 10 --mnist-protocol test-split --eval-every 500 \
   --budget-minutes 50
+bench pmnist --cell lstm --forget-bias 10 --mnist-protocol test-split --eval-every 500 \
+  --budget-minutes 40
+bench jsb --cell gru --hidden 150 --layers 1 --dropout 0.2 --lr 1e-2 --schedule cosine \
+  --eval-every 100 --budget-minutes 10
+bench jsb --cell gru --hidden 150 --layers 1 --dropout 0.5 --lr 1e-2 --schedule cosine \
+  --eval-every 100 --budget-minutes 3
+bench jsb --cell gru --hidden 300 --layers 1 --dropout 0.5 --lr 5e-3 --schedule cosine \
+  --eval-every 100 --budget-minutes 3
