@@ -930,6 +930,21 @@ void batch_stats(const double* x, int64_t rows, int64_t features, double eps, do
                  double* hat, double* invstd, double* running_mean, double* running_var) {
   batch_stats_impl(x, rows, features, eps, momentum, hat, invstd, running_mean, running_var);
 }
+
+// Step t's statistics of x [rows, features] under `kind`, the normalised values written to hat:
+// layer norm keeps rstd [T, rows]; batch norm keeps rstd [T, features] and moves the running
+// mean and variance [slots, features] at the step's `slot`. Nothing without a norm.
+template <typename T>
+void step_stats(int64_t kind, const T* x, int64_t rows, int64_t features, double eps,
+                double momentum, T* hat, const at::Tensor& rstd, int64_t t,
+                const at::Tensor& running_mean, const at::Tensor& running_var, int64_t slot) {
+  if (kind == kLayer)
+    layer_stats(x, rows, features, T(eps), hat, rstd.data_ptr<T>() + t * rows);
+  else if (kind == kBatch)
+    batch_stats(x, rows, features, T(eps), T(momentum), hat, rstd.data_ptr<T>() + t * features,
+                running_mean.data_ptr<T>() + slot * features,
+                running_var.data_ptr<T>() + slot * features);
+}
 RNNLAB_CLONES void norm_backward(int64_t kind, const float* dy, const float* hat,
                                  const float* rstd, const float* gain, int64_t rows,
                                  int64_t features, float* dx, float* dgain, float* dshift) {
@@ -1207,12 +1222,8 @@ std::vector<at::Tensor> lstm_train_forward(
       at::Tensor a = hh(h);
       const T* HW = a.data_ptr<T>();
       T* HAT = normed ? hat_hh.data_ptr<T>() + off_g : nullptr;
-      if (norm == kLayer)
-        layer_stats(HW, batch, row, T(hh_eps), HAT, rstd_hh.data_ptr<T>() + t * batch);
-      else if (norm == kBatch)
-        batch_stats(HW, batch, row, T(hh_eps), T(hh_momentum), HAT,
-                    rstd_hh.data_ptr<T>() + t * row, hh_mean.data_ptr<T>() + SL[t] * row,
-                    hh_var.data_ptr<T>() + SL[t] * row);
+      step_stats(norm, HW, batch, row, hh_eps, hh_momentum, HAT, rstd_hh, t, hh_mean, hh_var,
+                 SL ? SL[t] : 0);
       T* ACT = act.data_ptr<T>() + off_g;
       T* CN = c_new.data_ptr<T>() + (peep ? off_h : 0);
       for (int64_t b = 0; b < batch; ++b) {
@@ -1231,12 +1242,8 @@ std::vector<at::Tensor> lstm_train_forward(
         run_gates(GateRow<T>{hidden, r, cp, cn, P}, coupled);
       }
       T* HC = normed ? hat_c.data_ptr<T>() + off_h : nullptr;
-      if (norm == kLayer)
-        layer_stats(CN, batch, hidden, T(c_eps), HC, rstd_c.data_ptr<T>() + t * batch);
-      else if (norm == kBatch)
-        batch_stats(CN, batch, hidden, T(c_eps), T(c_momentum), HC,
-                    rstd_c.data_ptr<T>() + t * hidden, c_mean.data_ptr<T>() + SL[t] * hidden,
-                    c_var.data_ptr<T>() + SL[t] * hidden);
+      step_stats(norm, CN, batch, hidden, c_eps, c_momentum, HC, rstd_c, t, c_mean, c_var,
+                 SL ? SL[t] : 0);
       T* TC = tc.data_ptr<T>() + off_h;
       for (int64_t b = 0; b < batch; ++b) {
         const T* o = ACT + b * row + (g_block + 1) * hidden;
@@ -1438,12 +1445,8 @@ std::vector<at::Tensor> gru_train_forward(
       at::Tensor a = hh(h);
       const T* HW = a.data_ptr<T>();
       T* HAT = normed ? hat_hh.data_ptr<T>() + off_g : nullptr;
-      if (norm == kLayer)
-        layer_stats(HW, batch, row, T(hh_eps), HAT, rstd_hh.data_ptr<T>() + t * batch);
-      else if (norm == kBatch)
-        batch_stats(HW, batch, row, T(hh_eps), T(hh_momentum), HAT,
-                    rstd_hh.data_ptr<T>() + t * row, hh_mean.data_ptr<T>() + SL[t] * row,
-                    hh_var.data_ptr<T>() + SL[t] * row);
+      step_stats(norm, HW, batch, row, hh_eps, hh_momentum, HAT, rstd_hh, t, hh_mean, hh_var,
+                 SL ? SL[t] : 0);
       T* HP = hp.data_ptr<T>() + off_g;
       for (int64_t b = 0; b < batch; ++b) {
         T* p = HP + b * row;
