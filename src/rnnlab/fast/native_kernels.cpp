@@ -27,6 +27,17 @@
 
 namespace {
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define RNNLAB_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define RNNLAB_CLONES
+#endif
+#if defined(__GNUC__)  // the helpers must be inlined into each clone to be vectorised there
+#define RNNLAB_INLINE inline __attribute__((always_inline))
+#else
+#define RNNLAB_INLINE inline
+#endif
+
 void check(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.is_contiguous() && t.device().is_cpu(), name, " must be a contiguous CPU tensor");
 }
@@ -210,6 +221,27 @@ std::vector<at::Tensor> gru_gates(const at::Tensor& x, const at::Tensor& hp, con
   return {rz, n, h_new};
 }
 
+// GRU gate backward of one row of H units: g the gradient of h_new; r, z, n the gates, hn the
+// recurrent term of n (before r), h_prev the previous state. Writes the gradients of the input
+// term dx [3H] and of the recurrent term dp [3H], and the direct gradient of h_prev, dir [H].
+template <typename T>
+RNNLAB_INLINE void gru_row_backward(int64_t hidden, const T* g, const T* r, const T* z,
+                                    const T* n, const T* hn, const T* h_prev, T* dx, T* dp,
+                                    T* dir) {
+  _Pragma("omp simd")
+  for (int64_t j = 0; j < hidden; ++j) {
+    const T gj = g[j], nj = n[j], zj = z[j], rj = r[j];
+    const T dan = gj * (1 - zj) * (1 - nj * nj);
+    const T dar = dan * hn[j] * rj * (1 - rj);
+    const T daz = gj * (h_prev[j] - nj) * zj * (1 - zj);
+    dx[2 * hidden + j] = dan;
+    dp[2 * hidden + j] = dan * rj;
+    dx[j] = dp[j] = dar;
+    dx[hidden + j] = dp[hidden + j] = daz;
+    dir[j] = gj * zj;
+  }
+}
+
 // GRU backward of one step: dh [B, H] gradient of h_new; h_prev, rz, n, hp as in the forward.
 // Writes the gradients of the input term into dx [B, 3H] and of the recurrent term into
 // dhp [B, 3H]; returns the direct part of the gradient of h_prev, dh * z.
@@ -230,19 +262,9 @@ at::Tensor gru_gates_backward(const at::Tensor& dh, const at::Tensor& h_prev, co
       const scalar_t* r = RZ + b * 2 * hidden;
       const scalar_t* z = r + hidden;
       const scalar_t* hn = HP + b * row + 2 * hidden;
-      scalar_t *dxb = DX + b * row, *dhb = DHP + b * row;
-      for (int64_t j = 0; j < hidden; ++j) {
-        const int64_t k = b * hidden + j;
-        const scalar_t g = DH[k], nv = N[k], zv = z[j], rv = r[j];
-        const scalar_t dan = g * (1 - zv) * (1 - nv * nv);
-        const scalar_t dar = dan * hn[j] * rv * (1 - rv);
-        const scalar_t daz = g * (HPREV[k] - nv) * zv * (1 - zv);
-        dxb[2 * hidden + j] = dan;
-        dhb[2 * hidden + j] = dan * rv;
-        dxb[j] = dhb[j] = dar;
-        dxb[hidden + j] = dhb[hidden + j] = daz;
-        DIR[k] = g * zv;
-      }
+      const int64_t k = b * hidden;
+      gru_row_backward(hidden, DH + k, r, z, N + k, hn, HPREV + k, DX + b * row, DHP + b * row,
+                       DIR + k);
     }
   });
   return direct;
@@ -308,17 +330,6 @@ at::Tensor layer_norm_backward(const at::Tensor& dy, const at::Tensor& x, const 
 // The row loops are compiled for AVX-512, AVX2 and plain x86-64 and the best one is chosen when
 // the library loads (GCC on x86-64 Linux); in float32 exp is a polynomial (Cephes' expf, within
 // 2 ulp), in float64 std::exp.
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define RNNLAB_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
-#else
-#define RNNLAB_CLONES
-#endif
-#if defined(__GNUC__)  // the helpers must be inlined into each clone to be vectorised there
-#define RNNLAB_INLINE inline __attribute__((always_inline))
-#else
-#define RNNLAB_INLINE inline
-#endif
 
 namespace rnnlab_sequence {
 
@@ -1532,19 +1543,7 @@ std::vector<at::Tensor> gru_train_backward(
         const T* nv = n.data_ptr<T>() + off_h + k;
         const T* hn = hp.data_ptr<T>() + off_g + b * row + 2 * hidden;
         const T* hprev = h_prev.data_ptr<T>() + off_h + k;
-        T *dx = DX + b * row, *dp = DP + b * row, *dir = DIR + k;
-        _Pragma("omp simd")
-        for (int64_t j = 0; j < hidden; ++j) {
-          const T gj = g[j], nj = nv[j], zj = z[j], rj = r[j];
-          const T dan = gj * (1 - zj) * (1 - nj * nj);
-          const T dar = dan * hn[j] * rj * (1 - rj);
-          const T daz = gj * (hprev[j] - nj) * zj * (1 - zj);
-          dx[2 * hidden + j] = dan;
-          dp[2 * hidden + j] = dan * rj;
-          dx[j] = dp[j] = dar;
-          dx[hidden + j] = dp[hidden + j] = daz;
-          dir[j] = gj * zj;
-        }
+        gru_row_backward(hidden, g, r, z, nv, hn, hprev, DX + b * row, DP + b * row, DIR + k);
       }
       T* DW = dhw.data_ptr<T>() + off_g;
       if (normed)
