@@ -31,7 +31,7 @@ from torch import Tensor
 
 from rnnlab.fast.loop import linear_steps, step_indices
 from rnnlab.fast.native import native_for
-from rnnlab.fast.onednn import StepWeight, _tracing
+from rnnlab.fast.onednn import _tracing, packed_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 NO_NORM, LAYER_NORM, AFFINE = 0, 1, 2  # the kinds of normalisation the kernels know
@@ -63,12 +63,6 @@ def needs_grad(cell, *tensors: Tensor | None) -> bool:
     if any(t is not None and t.requires_grad for t in tensors):
         return True
     return any(p.requires_grad for p in cell.parameters())
-
-
-def _packed(weight: Tensor, batch: int, steps: int) -> Tensor | None:
-    """``weight`` reordered for oneDNN's per-step products when :class:`StepWeight` would."""
-    step = StepWeight(weight, batch, steps)
-    return step.packed if step.onednn else None
 
 
 def _lengths(lengths: Tensor | None, like: Tensor) -> Tensor:
@@ -139,10 +133,10 @@ def lstm_inference(
         h,
         c,
         w_hh.t(),
-        _packed(w_hh, batch, steps),
+        packed_weight(w_hh, batch, steps),
         _vector(peephole, xg),
         xg.new_empty(0) if w_hr is None else w_hr.detach().t(),
-        None if w_hr is None else _packed(w_hr.detach(), batch, steps),
+        None if w_hr is None else packed_weight(w_hr.detach(), batch, steps),
         _lengths(lengths, xg),
         reverse,
         cell.coupled,
@@ -182,7 +176,7 @@ def gru_inference(
         xp,
         h,
         w_hh.t(),
-        _packed(w_hh, batch, steps),
+        packed_weight(w_hh, batch, steps),
         _lengths(lengths, xp),
         reverse,
         kind,

@@ -1,4 +1,4 @@
-"""Training of the fused LSTM in one native call each way.
+"""Training of the fused LSTM and GRU in one native call each way.
 
 With gradients, :class:`~rnnlab.fast.fused_lstm.FusedLSTM` runs the whole forward loop in one
 C++ call (``lstm_train_forward`` in ``native_kernels.cpp``) that keeps what the backward needs in
@@ -7,6 +7,9 @@ a Python loop per time step (whose per-step dispatch cost about as much as the m
 one product with the recurrent matrix each way (through oneDNN with the weight packed once, as
 :class:`~rnnlab.fast.onednn.StepWeight`); the gradient of ``W_hh`` and of the peepholes are
 products over all steps afterwards, here.
+
+The GRU (``gru_train_forward`` / ``gru_train_backward``) runs the same way, with layer
+norm, batch norm in training, or weight norm (its normalised matrix is computed before).
 
 It covers the LSTM without projection and without regularizer masks, with peepholes or coupled
 gates, and with its recurrent term and cell normalised by layer norm or by batch norm in training
@@ -27,7 +30,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.fast.native import native_for
-from rnnlab.fast.onednn import StepWeight, _tracing, matmul_t
+from rnnlab.fast.onednn import _tracing, matmul_t, packed_weight
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep
 
 NONE, LAYER, BATCH = 0, 1, 3  # the normalisations lstm_train_forward knows
@@ -60,13 +63,6 @@ def native_training(spec, norms: tuple, *tensors: Tensor | None):
         if isinstance(norm, BatchNormStep) and norm.norm.running_mean.dtype != tensors[0].dtype:
             return None
     return native_for(*tensors)
-
-
-def _packed(weight: Tensor, batch: int, steps: int) -> Tensor | None:
-    """``weight`` reordered once for oneDNN's per-step products, when :class:`StepWeight`
-    would."""
-    step = StepWeight(weight, batch, steps)
-    return step.packed if step.onednn else None
 
 
 def _valid(spec, like: Tensor) -> Tensor:
@@ -119,7 +115,7 @@ def train_forward(ops, spec, xg: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, pee
         h.detach(),
         c.detach(),
         w_hh.t(),
-        _packed(w_hh, batch, steps),
+        packed_weight(w_hh, batch, steps),
         xg.new_empty(0) if peephole is None else peephole.detach(),
         _valid(spec, xg),
         _reverse(spec),
@@ -152,7 +148,7 @@ def train_backward(ops, spec, saved: dict, dy, dh, dc, w_hh: Tensor, peephole) -
         dh,
         dc,
         w_hh,
-        _packed(w_hh.t(), batch, steps),
+        packed_weight(w_hh.t(), batch, steps),
         act.new_empty(0) if peephole is None else peephole.detach(),
         _valid(spec, act),
         _reverse(spec),
@@ -187,7 +183,7 @@ def gru_train_forward(ops, spec, xp: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tens
         xp.detach(),
         h.detach(),
         w_hh.t(),
-        _packed(w_hh, batch, steps),
+        packed_weight(w_hh, batch, steps),
         xp.new_empty(0) if b_hh is None else b_hh.detach(),
         _valid(spec, xp),
         _reverse(spec),
@@ -216,7 +212,7 @@ def gru_train_backward(ops, spec, saved: dict, dy, dh, w_hh: Tensor, has_bias: b
         dy,
         dh,
         w_hh,
-        _packed(w_hh.t(), batch, steps),
+        packed_weight(w_hh.t(), batch, steps),
         _valid(spec, h_prev),
         _reverse(spec),
         saved["kind"],

@@ -67,6 +67,13 @@ class StepWeight:
         return torch.addmm(other, x, self.weight_t)
 
 
+def packed_weight(weight: Tensor, batch: int, steps: int) -> Tensor | None:
+    """``weight`` reordered once for oneDNN's per-step products when :class:`StepWeight` would,
+    else ``None`` (the native loops then use plain products)."""
+    step = StepWeight(weight, batch, steps)
+    return step.packed if step.onednn else None
+
+
 def matmul_t(a: Tensor, b: Tensor) -> Tensor:
     """``a.T @ b`` for ``a [M, N]``, ``b [M, K]``: ``[N, K]`` (a weight gradient over all steps)."""
     if (
