@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"run directory: {run_dir}" + (f" | {info.world} processes" if info.enabled else ""))
     try:
         Trainer(task, config, run_dir, resume=bool(args.resume)).fit()
+        # leave together: no rank tears its connections down while another is still working
+        distributed.barrier(info)
     finally:
         distributed.shutdown(info)
     return 0
