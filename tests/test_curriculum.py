@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import torchrun_two
 from rnnlab import tasks
 from rnnlab.cli.main import main
 from rnnlab.errors import ConfigError
@@ -375,12 +372,7 @@ def test_two_gloo_processes_follow_the_one_process_curriculum(tmp_path, text_fil
     settings = ["--hidden", "12", "--embed", "6", "--seq-len", "8", "--batch-size", "4"]
     settings += ["--log-every", "1", "--eval-every", "3", "--max-steps", "6"]
     settings += ["--curriculum", "step", "--curriculum-start", "2", "--curriculum-every", "2"]
-    src = Path(__file__).resolve().parents[1] / "src"
-    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node", "2", "-m", "rnnlab", "train"]
-    command += ["--data", str(text_file), "--out", str(tmp_path / "two")]
-    done = subprocess.run(command + settings, env=env, capture_output=True, text=True, timeout=240)
+    done = torchrun_two(["train", "--data", str(text_file), *settings], tmp_path / "two")
     assert done.returncode == 0, done.stderr[-2000:]
     assert main(["train", "--data", str(text_file), "--out", str(tmp_path / "one"), *settings]) == 0
     one, two = records(tmp_path / "one", "train"), records(tmp_path / "two", "train")

@@ -5,20 +5,17 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import torchrun_two
 from rnnlab import tasks
 from rnnlab.training import Trainer, distributed, make_config
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 SETTINGS = dict(hidden=32, embed=16, seq_len=20, batch_size=8, log_every=1, eval_every=3)
 
 
@@ -55,15 +52,11 @@ def train_in_process(run: Path, data: Path, max_steps: int, resume: bool = False
 def test_two_gloo_processes_match_one_process_and_resume_with_one(tmp_path, text_file):
     two = tmp_path / "two"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node", "2", "-m", "rnnlab", "train"]
-    command += ["--data", str(text_file), "--max-steps", "6"]
-    command += ["--out", str(two), *flags]
+    command = ["train", "--data", str(text_file), "--max-steps", "6", *flags]
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     if tensorboard:
         command.append("--tensorboard")
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    done = torchrun_two(command, two)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("run directory:") == 1  # only rank 0 prints
     assert done.stdout.count("----- sample at step 6") == 1
