@@ -57,9 +57,8 @@ def gru_unroll(
     norm_hh = None
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)
-        xp = cell.bn_ih.normalize_steps(linear_steps(x, cell.weight_ih, None), t_index)
-        if cell.bias:
-            xp = xp + cell.bias_ih
+        bias = cell.bias_ih if cell.bias else None  # added in batch norm's pass
+        xp = cell.bn_ih.normalize_steps(linear_steps(x, cell.weight_ih, None), t_index, bias)
         norm_hh = BatchNormStep(cell.bn_hh, t_index)
     else:
         xp = cell.precompute(x)

@@ -65,9 +65,8 @@ def lstm_unroll(
     steps = x.shape[0]
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)
-        xg = cell.bn_ih.normalize_steps(linear_steps(x, cell.weight_ih, None), t_index)
-        if cell.bias:
-            xg = xg + cell.gate_bias()
+        xp = linear_steps(x, cell.weight_ih, None)
+        xg = cell.bn_ih.normalize_steps(xp, t_index, cell.gate_bias())  # the bias in BN's pass
         norm_hh = BatchNormStep(cell.bn_hh, t_index)
         norm_c = BatchNormStep(cell.bn_c, t_index)
     else:

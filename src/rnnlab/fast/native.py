@@ -12,6 +12,11 @@ Build them ahead with ``rnnlab native``.
 When they cannot be built (no compiler) the fused paths run their Python form, with one warning;
 so do tensors on other devices or of other types than float32/float64 (without a warning).
 ``RNNLAB_NATIVE=0`` chooses the Python form without trying.
+
+The whole-sequence kernels take their ``[T, B, ...]`` outputs from a pool of reused buffers
+(``native_buffers.cpp``): a training step then reuses the pages of the last one instead of
+faulting in fresh ones from the system. ``RNNLAB_BUFFER_POOL_MB`` bounds the idle memory it keeps
+(default 1024; 0 turns it off); :func:`release_buffers` frees it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ import torch
 from torch import Tensor
 
 SOURCE = Path(__file__).with_name("native_kernels.cpp")
+BUFFERS = Path(__file__).with_name("native_buffers.cpp")  # compiled first, into the same library
+POOL_ENV = "RNNLAB_BUFFER_POOL_MB"
+DEFAULT_POOL_MB = 1024
 _state: dict = {}
 
 
@@ -55,7 +63,7 @@ def _build():
     try:
         load_inline(
             "rnnlab_native",
-            cpp_sources=[SOURCE.read_text()],
+            cpp_sources=[BUFFERS.read_text(), SOURCE.read_text()],
             is_python_module=False,
             # vectorise the loops marked "omp simd"; without trapping maths the clamps of the
             # inference loops' exp are selects, so the AVX2 and SSE2 builds vectorise them too
@@ -71,7 +79,37 @@ def _build():
         )
         return None
     _state["build_seconds"] = time.perf_counter() - start
-    return torch.ops.rnnlab_native
+    ops = torch.ops.rnnlab_native
+    ops.set_buffer_pool_limit(_pool_limit_bytes())
+    return ops
+
+
+def _pool_limit_bytes() -> int:
+    """The buffer pool's limit from ``RNNLAB_BUFFER_POOL_MB`` (default 1024; 0: no pool)."""
+    text = os.environ.get(POOL_ENV, str(DEFAULT_POOL_MB))
+    try:
+        megabytes = float(text)
+    except ValueError:
+        raise ValueError(
+            f"{POOL_ENV}={text!r} is not a number of megabytes (0 turns the pool off)"
+        ) from None
+    if megabytes < 0:
+        raise ValueError(f"{POOL_ENV}={text!r} is negative; give megabytes, or 0 for no pool")
+    return int(megabytes * 2**20)
+
+
+def release_buffers() -> int:
+    """Frees the idle buffers the native kernels keep for reuse; returns how many bytes that was.
+
+    The whole-sequence kernels take their ``[T, B, ...]`` outputs from a pool, so that a training
+    step reuses the memory of the last one instead of faulting in fresh pages (see
+    ``native_buffers.cpp``); ``RNNLAB_BUFFER_POOL_MB`` bounds what it keeps idle."""
+    ops = _state.get("ops")
+    if ops is None:
+        return 0
+    idle = ops.buffer_pool_bytes()
+    ops.set_buffer_pool_limit(ops.set_buffer_pool_limit(0))
+    return idle
 
 
 def native_for(*tensors: Tensor | None):

@@ -6,7 +6,7 @@
 // Every tensor is contiguous, [B, blocks * H] row-major, on CPU, all of one floating type.
 //
 // Sequence kernels (inference): one call runs a whole sequence (see "Whole-sequence inference"
-// below).
+// below). Their [T, B, ...] outputs come from the pool of native_buffers.cpp (compiled first).
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -642,6 +642,7 @@ int64_t row_grain(int64_t features) { return std::max<int64_t>(1, 8192 / std::ma
 namespace {
 
 using namespace rnnlab_sequence;
+using rnnlab_buffers::pooled_empty;
 
 at::Tensor ready(const at::Tensor& t, const at::Tensor& like) {
   return t.numel() == 0 ? t : t.to(like.scalar_type()).contiguous();
@@ -687,8 +688,8 @@ std::vector<at::Tensor> lstm_sequence(
   const std::vector<int64_t> len = lengths_of(lengths, batch, steps);
   at::Tensor h = h0.to(xg.scalar_type()).clone(at::MemoryFormat::Contiguous);
   at::Tensor c = c0.to(xg.scalar_type()).clone(at::MemoryFormat::Contiguous);
-  at::Tensor y = lengths.numel() > 0 ? at::zeros({steps, batch, out}, xg.options())
-                                     : at::empty({steps, batch, out}, xg.options());
+  at::Tensor y = pooled_empty({steps, batch, out}, xg.options());
+  if (lengths.numel() > 0) y.zero_();
   Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, xg.options())};
   Product hr{w_hr_t, w_hr_packed, project ? at::empty({batch, out}, xg.options()) : at::Tensor()};
   at::Tensor m_all = project ? at::empty({batch, hidden}, xg.options()) : at::Tensor();
@@ -760,8 +761,8 @@ std::vector<at::Tensor> gru_sequence(const at::Tensor& xp_in, const at::Tensor& 
   const at::Tensor b_hh = bias_or_zeros(b_hh_in, row, xp, "b_hh");
   const std::vector<int64_t> len = lengths_of(lengths, batch, steps);
   at::Tensor h = h0.to(xp.scalar_type()).clone(at::MemoryFormat::Contiguous);
-  at::Tensor y = lengths.numel() > 0 ? at::zeros({steps, batch, hidden}, xp.options())
-                                     : at::empty({steps, batch, hidden}, xp.options());
+  at::Tensor y = pooled_empty({steps, batch, hidden}, xp.options());
+  if (lengths.numel() > 0) y.zero_();
   Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, xp.options())};
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_sequence", [&] {
     scalar_t *Y = y.data_ptr<scalar_t>(), *H = h.data_ptr<scalar_t>();
@@ -1198,18 +1199,18 @@ std::vector<at::Tensor> lstm_train_forward(
   const auto options = xg.options();
   at::Tensor h = h0.to(xg.scalar_type()).clone(at::MemoryFormat::Contiguous);
   at::Tensor c = c0.to(xg.scalar_type()).clone(at::MemoryFormat::Contiguous);
-  at::Tensor y = at::empty({steps, batch, hidden}, options);
-  at::Tensor h_prev = at::empty({steps, batch, hidden}, options);
-  at::Tensor c_prev = at::empty({steps, batch, hidden}, options);
-  at::Tensor act = at::empty({steps, batch, row}, options);
+  at::Tensor y = pooled_empty({steps, batch, hidden}, options);
+  at::Tensor h_prev = pooled_empty({steps, batch, hidden}, options);
+  at::Tensor c_prev = pooled_empty({steps, batch, hidden}, options);
+  at::Tensor act = pooled_empty({steps, batch, row}, options);
   const bool peep = peephole.numel() > 0;  // c_new is kept for the peephole gradient only
-  at::Tensor c_new = at::empty({peep ? steps : 1, batch, hidden}, options);
-  at::Tensor tc = at::empty({steps, batch, hidden}, options);
-  at::Tensor hat_hh = normed ? at::empty({steps, batch, row}, options) : at::empty({0}, options);
-  at::Tensor hat_c = normed ? at::empty({steps, batch, hidden}, options) : at::empty({0}, options);
-  at::Tensor rstd_hh = normed ? at::empty({steps, norm == kBatch ? row : batch}, options)
+  at::Tensor c_new = pooled_empty({peep ? steps : 1, batch, hidden}, options);
+  at::Tensor tc = pooled_empty({steps, batch, hidden}, options);
+  at::Tensor hat_hh = normed ? pooled_empty({steps, batch, row}, options) : at::empty({0}, options);
+  at::Tensor hat_c = normed ? pooled_empty({steps, batch, hidden}, options) : at::empty({0}, options);
+  at::Tensor rstd_hh = normed ? pooled_empty({steps, norm == kBatch ? row : batch}, options)
                               : at::empty({0}, options);
-  at::Tensor rstd_c = normed ? at::empty({steps, norm == kBatch ? hidden : batch}, options)
+  at::Tensor rstd_c = normed ? pooled_empty({steps, norm == kBatch ? hidden : batch}, options)
                              : at::empty({0}, options);
   Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, options)};
   AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_train_forward", [&] {
@@ -1301,8 +1302,8 @@ std::vector<at::Tensor> lstm_train_backward(
   const at::Tensor valid = has_valid ? valid_in.to(at::kBool).contiguous() : valid_in;
   at::Tensor dh = dh_in.to(act.scalar_type()).clone(at::MemoryFormat::Contiguous);
   at::Tensor dc = dc_in.to(act.scalar_type()).clone(at::MemoryFormat::Contiguous);
-  at::Tensor dxg = at::empty({steps, batch, row}, options);
-  at::Tensor dhw = normed ? at::empty({steps, batch, row}, options) : dxg;
+  at::Tensor dxg = pooled_empty({steps, batch, row}, options);
+  at::Tensor dhw = normed ? pooled_empty({steps, batch, row}, options) : dxg;
   at::Tensor d_hh_gain = at::zeros({normed ? row : 0}, options);
   at::Tensor d_hh_shift = at::zeros({normed ? row : 0}, options);
   at::Tensor d_c_gain = at::zeros({normed ? hidden : 0}, options);
@@ -1429,13 +1430,13 @@ std::vector<at::Tensor> gru_train_forward(
   }
   const auto options = xp.options();
   at::Tensor h = h0.to(xp.scalar_type()).clone(at::MemoryFormat::Contiguous);
-  at::Tensor y = at::empty({steps, batch, hidden}, options);
-  at::Tensor h_prev = at::empty({steps, batch, hidden}, options);
-  at::Tensor rz = at::empty({steps, batch, 2 * hidden}, options);
-  at::Tensor n = at::empty({steps, batch, hidden}, options);
-  at::Tensor hp = at::empty({steps, batch, row}, options);
-  at::Tensor hat_hh = normed ? at::empty({steps, batch, row}, options) : at::empty({0}, options);
-  at::Tensor rstd_hh = normed ? at::empty({steps, norm == kBatch ? row : batch}, options)
+  at::Tensor y = pooled_empty({steps, batch, hidden}, options);
+  at::Tensor h_prev = pooled_empty({steps, batch, hidden}, options);
+  at::Tensor rz = pooled_empty({steps, batch, 2 * hidden}, options);
+  at::Tensor n = pooled_empty({steps, batch, hidden}, options);
+  at::Tensor hp = pooled_empty({steps, batch, row}, options);
+  at::Tensor hat_hh = normed ? pooled_empty({steps, batch, row}, options) : at::empty({0}, options);
+  at::Tensor rstd_hh = normed ? pooled_empty({steps, norm == kBatch ? row : batch}, options)
                               : at::empty({0}, options);
   at::Tensor h_new = at::empty({batch, hidden}, options);
   Product hh{w_hh_t, w_hh_packed, at::empty({batch, row}, options)};
@@ -1508,9 +1509,9 @@ std::vector<at::Tensor> gru_train_backward(
   const bool has_valid = valid_in.numel() > 0;
   const at::Tensor valid = has_valid ? valid_in.to(at::kBool).contiguous() : valid_in;
   at::Tensor dh = dh_in.to(hp.scalar_type()).clone(at::MemoryFormat::Contiguous);
-  at::Tensor dxp = at::empty({steps, batch, row}, options);
-  at::Tensor dhp = at::empty({steps, batch, row}, options);
-  at::Tensor dhw = normed ? at::empty({steps, batch, row}, options) : dhp;
+  at::Tensor dxp = pooled_empty({steps, batch, row}, options);
+  at::Tensor dhp = pooled_empty({steps, batch, row}, options);
+  at::Tensor dhw = normed ? pooled_empty({steps, batch, row}, options) : dhp;
   at::Tensor d_gain = at::zeros({normed ? row : 0}, options);
   at::Tensor d_shift = at::zeros({normed ? row : 0}, options);
   at::Tensor direct = at::empty({batch, hidden}, options);
@@ -1587,7 +1588,7 @@ std::vector<at::Tensor> batch_norm_steps(const at::Tensor& x_in, const at::Tenso
   TORCH_CHECK(running_mean.scalar_type() == x.scalar_type() && running_mean.size(1) == features &&
                   running_var.sizes() == running_mean.sizes(),
               "running statistics do not agree with x");
-  at::Tensor y = at::empty_like(x), hat = at::empty_like(x);
+  at::Tensor y = pooled_empty(x.sizes(), x.options()), hat = pooled_empty(x.sizes(), x.options());
   at::Tensor invstd = at::empty({steps, features}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_steps", [&] {
     using T = scalar_t;
@@ -1623,7 +1624,7 @@ std::vector<at::Tensor> batch_norm_steps_backward(const at::Tensor& dy_in, const
   TORCH_CHECK(dy.sizes() == hat.sizes(), "dy and hat do not agree");
   const int64_t steps = hat.size(0), batch = hat.size(1), features = hat.size(2);
   const at::Tensor gain = ready(gain_in, hat);
-  at::Tensor dx = at::empty_like(hat);
+  at::Tensor dx = pooled_empty(hat.sizes(), hat.options());
   at::Tensor dgain = at::zeros({features}, hat.options()), dshift = at::zeros_like(dgain);
   AT_DISPATCH_FLOATING_TYPES(hat.scalar_type(), "batch_norm_steps_backward", [&] {
     using T = scalar_t;
@@ -1640,6 +1641,8 @@ std::vector<at::Tensor> batch_norm_steps_backward(const at::Tensor& dy_in, const
 }  // namespace
 
 TORCH_LIBRARY(rnnlab_native, m) {
+  m.def("set_buffer_pool_limit(int bytes) -> int", &rnnlab_buffers::set_buffer_pool_limit);
+  m.def("buffer_pool_bytes() -> int", &rnnlab_buffers::buffer_pool_bytes);
   m.def("lstm_gates(Tensor(a!) a, Tensor c, Tensor peephole, bool coupled, bool finish) -> Tensor[]",
         &lstm_gates);
   m.def(

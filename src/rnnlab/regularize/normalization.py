@@ -100,26 +100,31 @@ class RecurrentBatchNorm(nn.Module):
         y = (x - mean) * rstd * self.weight
         return y if self.bias is None else y + self.bias
 
-    def normalize_steps(self, x: Tensor, steps: Tensor) -> Tensor:
+    def normalize_steps(self, x: Tensor, steps: Tensor, shift: Tensor | None = None) -> Tensor:
         """Many steps at once, as ``forward`` at each step in order: ``x [T, B, F]``,
-        ``steps [T, B]``. Differentiable (in training through the native kernels, where they
-        run, once only); the running statistics move step by step."""
+        ``steps [T, B]``; plus ``shift [F]`` when given (a bias added in the same pass).
+        Differentiable (in training through the native kernels, where they run, once only); the
+        running statistics move step by step."""
+        if shift is not None:
+            shift = shift if self.bias is None else self.bias + shift
+        else:
+            shift = self.bias
         if not self.training:
             mean, rstd = self.population(steps)
             y = (x - mean) * rstd * self.weight
-            return y if self.bias is None else y + self.bias
+            return y if shift is None else y + shift
         slots = steps.max(1).values.tolist()
         ops = None if _tracing() or x.shape[1] < 2 else native_for(x)
         if ops is not None and self.running_mean.dtype == x.dtype:
             self.grow(max(slots) + 1)
-            return _BatchNormSteps.apply(x, self.weight, self.bias, self, slots, ops)
+            return _BatchNormSteps.apply(x, self.weight, shift, self, slots, ops)
         if x.shape[1] > 1 and slots == list(range(slots[0], slots[0] + x.shape[0])):
-            return self._normalize_consecutive(x, slots[0])
+            return self._normalize_consecutive(x, slots[0], shift)
         mean = x.mean(1, keepdim=True)
         var = x.var(1, unbiased=False, keepdim=True)
         y = (x - mean) * torch.rsqrt(var + self.eps) * self.weight
-        if self.bias is not None:
-            y = y + self.bias
+        if shift is not None:
+            y = y + shift
         with torch.no_grad():
             self.grow(max(slots) + 1)
             rows = x.shape[1]
@@ -129,19 +134,18 @@ class RecurrentBatchNorm(nn.Module):
                 self.running_var[slot].lerp_(unbiased[t], self.momentum)
         return y
 
-    def _normalize_consecutive(self, x: Tensor, first: int) -> Tensor:
+    def _normalize_consecutive(self, x: Tensor, first: int, shift: Tensor | None) -> Tensor:
         """``normalize_steps`` when the steps are ``first, first + 1, ...``: one batch norm over
         ``[B, T * F]`` (a channel per step and feature), updating the running statistics of the
         T slots in place (measured 4x faster than the formula above, forward and backward)."""
         steps, rows, features = x.shape
         self.grow(first + steps)
-        bias = None if self.bias is None else self.bias.repeat(steps)
         y = F.batch_norm(
             x.transpose(0, 1).reshape(rows, steps * features),
             self.running_mean[first : first + steps].view(-1),
             self.running_var[first : first + steps].view(-1),
             self.weight.repeat(steps),
-            bias,
+            None if shift is None else shift.repeat(steps),
             True,
             self.momentum,
             self.eps,
