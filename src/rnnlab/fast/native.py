@@ -29,8 +29,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnnlab.fast.onednn import REORDER_STEPS, packed_weight
+
 SOURCE = Path(__file__).with_name("native_kernels.cpp")
 BUFFERS = Path(__file__).with_name("native_buffers.cpp")  # compiled first, into the same library
+GEMM = Path(__file__).with_name("native_gemm.cpp")  # second
 POOL_ENV = "RNNLAB_BUFFER_POOL_MB"
 DEFAULT_POOL_MB = 1024
 _state: dict = {}
@@ -63,7 +66,7 @@ def _build():
     try:
         load_inline(
             "rnnlab_native",
-            cpp_sources=[BUFFERS.read_text(), SOURCE.read_text()],
+            cpp_sources=[BUFFERS.read_text(), GEMM.read_text(), SOURCE.read_text()],
             is_python_module=False,
             # vectorise the loops marked "omp simd"; without trapping maths the clamps of the
             # inference loops' exp are selects, so the AVX2 and SSE2 builds vectorise them too
@@ -119,6 +122,18 @@ def native_for(*tensors: Tensor | None):
         if t is not None and (t.device.type != "cpu" or t.dtype not in _DTYPES):
             return None
     return kernels()
+
+
+def step_weight(ops, weight: Tensor, batch: int, steps: int) -> Tensor | None:
+    """``weight [N, K]`` prepared once for a native loop's ``steps`` products ``x [batch, K] @
+    weight.T``: packed into panels for rnnlab's own product (``native_gemm.cpp``; float32 with
+    N a multiple of 64 on an AVX-512 CPU, unless ``RNNLAB_PANEL_GEMM=0``), else reordered for
+    oneDNN as :class:`~rnnlab.fast.onednn.StepWeight` would, else ``None`` (plain products)."""
+    weight = weight.detach()
+    panels = os.environ.get("RNNLAB_PANEL_GEMM", "1") != "0"
+    if panels and steps >= REORDER_STEPS and ops.panel_gemm_covers(weight):
+        return ops.pack_panels(weight)
+    return packed_weight(weight, batch, steps)
 
 
 _DTYPES = (torch.float32, torch.float64)

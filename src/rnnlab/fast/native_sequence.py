@@ -30,8 +30,8 @@ import torch
 from torch import Tensor
 
 from rnnlab.fast.loop import linear_steps, step_indices
-from rnnlab.fast.native import native_for
-from rnnlab.fast.onednn import _tracing, packed_weight
+from rnnlab.fast.native import native_for, step_weight
+from rnnlab.fast.onednn import _tracing
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 NO_NORM, LAYER_NORM, AFFINE = 0, 1, 2  # the kinds of normalisation the kernels know
@@ -133,10 +133,10 @@ def lstm_inference(
         h,
         c,
         w_hh.t(),
-        packed_weight(w_hh, batch, steps),
+        step_weight(ops, w_hh, batch, steps),
         _vector(peephole, xg),
         xg.new_empty(0) if w_hr is None else w_hr.detach().t(),
-        None if w_hr is None else packed_weight(w_hr.detach(), batch, steps),
+        None if w_hr is None else step_weight(ops, w_hr.detach(), batch, steps),
         _lengths(lengths, xg),
         reverse,
         cell.coupled,
@@ -176,7 +176,7 @@ def gru_inference(
         xp,
         h,
         w_hh.t(),
-        packed_weight(w_hh, batch, steps),
+        step_weight(ops, w_hh, batch, steps),
         _lengths(lengths, xp),
         reverse,
         kind,

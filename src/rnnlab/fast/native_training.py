@@ -29,8 +29,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.fast.native import native_for
-from rnnlab.fast.onednn import _tracing, matmul_t, packed_weight
+from rnnlab.fast.native import native_for, step_weight
+from rnnlab.fast.onednn import _tracing, matmul_t
 from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep
 
 NONE, LAYER, BATCH = 0, 1, 3  # the normalisations lstm_train_forward knows
@@ -115,7 +115,7 @@ def train_forward(ops, spec, xg: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, pee
         h.detach(),
         c.detach(),
         w_hh.t(),
-        packed_weight(w_hh, batch, steps),
+        step_weight(ops, w_hh, batch, steps),
         xg.new_empty(0) if peephole is None else peephole.detach(),
         _valid(spec, xg),
         _reverse(spec),
@@ -148,7 +148,7 @@ def train_backward(ops, spec, saved: dict, dy, dh, dc, w_hh: Tensor, peephole) -
         dh,
         dc,
         w_hh,
-        packed_weight(w_hh.t(), batch, steps),
+        step_weight(ops, w_hh.t(), batch, steps),
         act.new_empty(0) if peephole is None else peephole.detach(),
         _valid(spec, act),
         _reverse(spec),
@@ -183,7 +183,7 @@ def gru_train_forward(ops, spec, xp: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tens
         xp.detach(),
         h.detach(),
         w_hh.t(),
-        packed_weight(w_hh, batch, steps),
+        step_weight(ops, w_hh, batch, steps),
         xp.new_empty(0) if b_hh is None else b_hh.detach(),
         _valid(spec, xp),
         _reverse(spec),
@@ -212,7 +212,7 @@ def gru_train_backward(ops, spec, saved: dict, dy, dh, w_hh: Tensor, has_bias: b
         dy,
         dh,
         w_hh,
-        packed_weight(w_hh.t(), batch, steps),
+        step_weight(ops, w_hh.t(), batch, steps),
         _valid(spec, h_prev),
         _reverse(spec),
         saved["kind"],
