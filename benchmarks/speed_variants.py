@@ -5,14 +5,14 @@ and DropConnect, whose training runs on the fused path, beside the same layer fo
 reference loop.
 
     PYTHONPATH=src python benchmarks/speed_variants.py [--repeats 7] [--threads 2]
-        [--table variants|regularized|all] [--clock wall|cpu] [--malloc steady|default]
+        [--table variants|regularized|all] [--clock wall|cpu] [--malloc kept|default]
 
-With ``--malloc steady`` (the default) the script runs itself again under
-``GLIBC_TUNABLES=glibc.malloc.top_pad=268435456``, so that glibc keeps freed memory instead of
-returning it to the system: otherwise every side pays page faults on the fresh memory of its
-[T, B, ...] tensors, and how many depends on what the process allocated before (measured here:
-torch.nn.LSTM's own training step took 45 to 64 ms by the allocation history alone, a third of it
-in the kernel). ``--malloc default`` measures glibc as it comes.
+With ``--malloc kept`` (the default) glibc keeps freed memory in the process, as the ``rnnlab``
+command has it (:func:`rnnlab.fast.heap.keep_freed_memory`): otherwise every side pays page faults
+on the fresh memory of its [T, B, ...] tensors, and how many depends on what the process
+allocated before (measured here: torch.nn.LSTM's own training step took 45 to 64 ms by the
+allocation history alone, a third of it in the kernel). ``--malloc default`` measures glibc as it
+comes.
 
 Every configuration is timed once per round and the rounds are interleaved, so that a change in
 the machine's load hits all of them alike; the table reports medians over the rounds.
@@ -21,14 +21,13 @@ the machine's load hits all of them alike; the table reports medians over the ro
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 import torch
 
 import rnnlab
+from rnnlab.fast.heap import DEFAULT_MB, keep_freed_memory
 
 VARIANTS = [
     ("lstm", {}),
@@ -44,7 +43,6 @@ VARIANTS = [
     ("gru", {"weight_norm": True}),
 ]
 SHAPES = [(100, 32, 128, 256), (1, 1, 65, 512)]
-STEADY_MALLOC = "glibc.malloc.top_pad=268435456"  # keep up to 256 MB of freed memory
 REGULARIZED = [
     {"recurrent_dropout": 0.25},
     {"zoneout_cell": 0.5, "zoneout_hidden": 0.05},
@@ -181,21 +179,19 @@ def main() -> None:
     )
     parser.add_argument(
         "--malloc",
-        choices=("steady", "default"),
-        default="steady",
-        help="steady: rerun with glibc keeping freed memory (no page faults on either side)",
+        choices=("kept", "default"),
+        default="kept",
+        help="kept: glibc keeps freed memory, as the rnnlab command has it (no page faults)",
     )
     args = parser.parse_args()
-    if args.malloc == "steady" and os.environ.get("GLIBC_TUNABLES") != STEADY_MALLOC:
-        env = dict(os.environ, GLIBC_TUNABLES=STEADY_MALLOC)
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    kept = args.malloc == "kept" and keep_freed_memory(DEFAULT_MB)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
-        f"malloc {args.malloc} (GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')}), "
+        f"freed memory {'kept' if kept else 'returned (glibc default)'}, "
         f"medians of {args.repeats} interleaved rounds; ratio = time / torch.nn.LSTM time"
     )
     if args.table in ("variants", "all"):

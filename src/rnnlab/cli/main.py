@@ -16,6 +16,7 @@ import traceback
 
 import rnnlab.cli
 from rnnlab.errors import RnnlabError
+from rnnlab.fast.heap import keep_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        keep_freed_memory()  # no page faults on every step's fresh memory (rnnlab.fast.heap)
         return int(args.func(args) or 0)
     except RnnlabError as error:
         if args.debug:

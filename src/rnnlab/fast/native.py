@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnnlab.errors import ConfigError
 from rnnlab.fast.onednn import REORDER_STEPS, packed_weight
 
 SOURCE = Path(__file__).with_name("native_kernels.cpp")
@@ -93,11 +94,11 @@ def _pool_limit_bytes() -> int:
     try:
         megabytes = float(text)
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"{POOL_ENV}={text!r} is not a number of megabytes (0 turns the pool off)"
         ) from None
     if megabytes < 0:
-        raise ValueError(f"{POOL_ENV}={text!r} is negative; give megabytes, or 0 for no pool")
+        raise ConfigError(f"{POOL_ENV}={text!r} is negative; give megabytes, or 0 for no pool")
     return int(megabytes * 2**20)
 
 
