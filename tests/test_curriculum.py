@@ -373,7 +373,7 @@ def test_two_gloo_processes_follow_the_one_process_curriculum(tmp_path, text_fil
     settings += ["--log-every", "1", "--eval-every", "3", "--max-steps", "6"]
     settings += ["--curriculum", "step", "--curriculum-start", "2", "--curriculum-every", "2"]
     done = torchrun_two(["train", "--data", str(text_file), *settings], tmp_path / "two")
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr  # all of it: the cause is early
     assert main(["train", "--data", str(text_file), "--out", str(tmp_path / "one"), *settings]) == 0
     one, two = records(tmp_path / "one", "train"), records(tmp_path / "two", "train")
     assert (

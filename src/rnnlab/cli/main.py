@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import traceback
@@ -17,6 +18,7 @@ import traceback
 import rnnlab.cli
 from rnnlab.errors import RnnlabError
 from rnnlab.fast.heap import keep_freed_memory
+from rnnlab.training import distributed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +34,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv``); returns the exit code.
+
+    Called as the program (``argv`` not given) in a process that took part in a distributed run,
+    it does not return: it flushes stdout and stderr and ends the process with ``os._exit``, so
+    that the gloo threads still alive never meet a finalizing interpreter (see
+    :func:`rnnlab.training.distributed.torn_down`)."""
+    code = _run(argv)
+    if argv is None and distributed.torn_down():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

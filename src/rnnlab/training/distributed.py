@@ -191,6 +191,24 @@ def wrap(task, model: nn.Module, device: torch.device, info: DistInfo) -> nn.Mod
     return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
+_torn_down = False
+
+
 def shutdown(info: DistInfo) -> None:
+    global _torn_down
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+        _torn_down = True
+
+
+def torn_down() -> bool:
+    """Whether this process tore a process group down (its gloo threads may still be alive).
+
+    ``destroy_process_group`` does not stop them while DDP's reducer holds the group: they live
+    on into interpreter shutdown. A worker that drops its last reference to a finished collective
+    there destroys the work's saved thread-local state, whose Python objects need the GIL; taking
+    the GIL while the interpreter finalizes ends the thread (``pthread_exit``), whose unwinding
+    through the work's ``noexcept`` destructor calls ``std::terminate``: "terminate called
+    without an active exception", SIGABRT. The command line therefore leaves such a process with
+    ``os._exit`` (:func:`rnnlab.cli.main.main`), without finalizing the interpreter."""
+    return _torn_down
