@@ -27,10 +27,12 @@ def step():  # a training step of torch's own LSTM: about 60 MB allocated and fr
     torch.autograd.grad(y.sum(), list(lstm.parameters()))
 for _ in range(2):
     step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(4):
+faults = []
+for _ in range(6):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 4)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(sorted(faults)[len(faults) // 2])  # the median step
 """
 
 
@@ -54,7 +56,7 @@ def test_kept_memory_stops_the_page_faults_of_a_training_step():
     unset, faults_default = page_faults(0)
     assert (set_, unset) == ("True", "False")
     assert faults_default > 2000  # per step; measured here: 7,400 (29 MB of fresh 4 KB pages)
-    assert faults_kept < faults_default / 5  # measured here: 0-3, once 604
+    assert faults_kept < faults_default / 5, (faults_kept, faults_default)  # here: 0
 
 
 @pytest.mark.parametrize("value, words", [("lots", "not a number"), ("-1", "negative")])

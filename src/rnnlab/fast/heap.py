@@ -49,15 +49,18 @@ def keep_freed_memory(megabytes: float | None = None) -> bool:
 
 def configured_megabytes() -> float:
     """``RNNLAB_MALLOC_TOP_PAD_MB`` as a number of megabytes (default 256)."""
-    text = os.environ.get(ENV, str(DEFAULT_MB))
+    return megabytes_setting(ENV, DEFAULT_MB, "leaves glibc as it is")
+
+
+def megabytes_setting(name: str, default: float, zero: str) -> float:
+    """The environment variable ``name`` as a number of megabytes (``default`` when unset); a
+    :class:`ConfigError` naming it when it is not a number or is negative (``zero`` says what 0
+    does)."""
+    text = os.environ.get(name, str(default))
     try:
         megabytes = float(text)
     except ValueError:
-        raise ConfigError(
-            f"{ENV}={text!r} is not a number of megabytes (0 leaves glibc as it is)"
-        ) from None
+        raise ConfigError(f"{name}={text!r} is not a number of megabytes (0 {zero})") from None
     if megabytes < 0:
-        raise ConfigError(
-            f"{ENV}={text!r} is negative; give megabytes, or 0 to leave glibc as it is"
-        )
+        raise ConfigError(f"{name}={text!r} is negative; give megabytes (0 {zero})")
     return megabytes

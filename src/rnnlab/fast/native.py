@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from rnnlab.errors import ConfigError
+from rnnlab.fast.heap import megabytes_setting
 from rnnlab.fast.onednn import REORDER_STEPS, packed_weight
 
 SOURCE = Path(__file__).with_name("native_kernels.cpp")
@@ -90,16 +90,7 @@ def _build():
 
 def _pool_limit_bytes() -> int:
     """The buffer pool's limit from ``RNNLAB_BUFFER_POOL_MB`` (default 1024; 0: no pool)."""
-    text = os.environ.get(POOL_ENV, str(DEFAULT_POOL_MB))
-    try:
-        megabytes = float(text)
-    except ValueError:
-        raise ConfigError(
-            f"{POOL_ENV}={text!r} is not a number of megabytes (0 turns the pool off)"
-        ) from None
-    if megabytes < 0:
-        raise ConfigError(f"{POOL_ENV}={text!r} is negative; give megabytes, or 0 for no pool")
-    return int(megabytes * 2**20)
+    return int(megabytes_setting(POOL_ENV, DEFAULT_POOL_MB, "turns the pool off") * 2**20)
 
 
 def release_buffers() -> int:

@@ -379,6 +379,16 @@ RNNLAB_INLINE void sigmoid2(double a, double b, double& sa, double& sb) {
   sb = sigmoid(b);
 }
 
+// The LSTM's output m = o tanh(v) for o = sigmoid(pre_o), o and tanh sharing a division (the
+// gate loops leave o's pre-activation for the output loop, which knows v = N_c(c)).
+template <typename T>
+RNNLAB_INLINE T output_gate(T pre_o, T v, T* o = nullptr) {
+  T so, sv;
+  sigmoid2(pre_o, 2 * v, so, sv);
+  if (o) *o = so;
+  return so * (2 * sv - 1);
+}
+
 // One row's term N(v) of F features, evaluated feature by feature inside the gate loops (no
 // pass of its own): v itself; layer norm (v - mean) * rstd * gain (mean and rstd of the row,
 // computed on construction; a shift is folded into the bias by the caller); or the affine map
@@ -460,28 +470,23 @@ RNNLAB_INLINE void lstm_gates_row(const LSTMRow<T>& r) {
     const T cp = c[j];
     T pre_i = hh(j) + in(j) + bias[j];
     if constexpr (PEEP) pre_i += p[j] * cp;
-    T i, f;
+    const T pre_g = hh(jg) + in(jg) + bias[jg];
+    T i, f, g;
     if constexpr (COUPLED) {
-      i = sigmoid(pre_i);
+      sigmoid2(pre_i, 2 * pre_g, i, g);
       f = T(1) - i;
+      g = 2 * g - 1;
     } else {
       T pre_f = hh(jf) + in(jf) + bias[jf];
       if constexpr (PEEP) pre_f += p[hidden + j] * cp;
       sigmoid2(pre_i, pre_f, i, f);
-    }
-    const T pre_g = hh(jg) + in(jg) + bias[jg];
-    T pre_o = hh(jo) + in(jo) + bias[jo];
-    T g, o;
-    if constexpr (PEEP) {  // o sees the new cell: no pair
       g = tanh_(pre_g);
-    } else {
-      sigmoid2(2 * pre_g, pre_o, g, o);
-      g = 2 * g - 1;
     }
     const T cn = f * cp + i * g;
-    if constexpr (PEEP) o = sigmoid(pre_o + p[g_block * hidden + j] * cn);
+    T pre_o = hh(jo) + in(jo) + bias[jo];
+    if constexpr (PEEP) pre_o += p[g_block * hidden + j] * cn;
     c[j] = cn;
-    o_out[j] = o;
+    o_out[j] = pre_o;  // o itself is paired with tanh(N_c(c)) in the output loop
   }
 }
 
@@ -506,7 +511,7 @@ RNNLAB_INLINE void lstm_row(const LSTMRow<T>& r, bool coupled, int64_t kind) {
     if (r.peephole) lstm_gates_any<T, false, true>(r, kind);
     else lstm_gates_any<T, false, false>(r, kind);
   }
-  const T* o = r.a + (coupled ? 2 : 3) * hidden;
+  const T* pre_o = r.a + (coupled ? 2 : 3) * hidden;
   const T* c = r.c;
   T* m = r.m;
   if (r.cell_kind == kLayerNorm) {
@@ -514,14 +519,15 @@ RNNLAB_INLINE void lstm_row(const LSTMRow<T>& r, bool coupled, int64_t kind) {
     moments(c, hidden, r.cell.eps, mean, rstd);
     const T *g = r.cell.a, *b = r.cell.b;
 #pragma omp simd
-    for (int64_t j = 0; j < hidden; ++j) m[j] = o[j] * tanh_((c[j] - mean) * rstd * g[j] + b[j]);
+    for (int64_t j = 0; j < hidden; ++j)
+      m[j] = output_gate(pre_o[j], (c[j] - mean) * rstd * g[j] + b[j]);
   } else if (r.cell_kind == kAffine) {
     const T *s = r.cell.a, *b = r.cell.b;
 #pragma omp simd
-    for (int64_t j = 0; j < hidden; ++j) m[j] = o[j] * tanh_(c[j] * s[j] + b[j]);
+    for (int64_t j = 0; j < hidden; ++j) m[j] = output_gate(pre_o[j], c[j] * s[j] + b[j]);
   } else {
 #pragma omp simd
-    for (int64_t j = 0; j < hidden; ++j) m[j] = o[j] * tanh_(c[j]);
+    for (int64_t j = 0; j < hidden; ++j) m[j] = output_gate(pre_o[j], c[j]);
   }
 }
 
@@ -1003,7 +1009,8 @@ void norm_backward(int64_t kind, const double* dy, const double* hat, const doub
   norm_backward_impl(kind, dy, hat, rstd, gain, rows, features, dx, dgain, dshift);
 }
 
-// One row's gates in training: r [G*H] pre-activations in, activations (i, f, tanh g, o) out;
+// One row's gates in training: r [G*H] pre-activations in, activations (i, f, tanh g) out and
+// o's pre-activation (with its peephole term), which train_output turns into o;
 // the new cell into cn [H] from the previous one cp [H]; peephole p [G-1, H] when PEEP.
 template <typename T>
 struct GateRow {
@@ -1024,29 +1031,23 @@ RNNLAB_INLINE void train_gates(const GateRow<T>& w) {
   for (int64_t j = 0; j < hidden; ++j) {
     T pre_i = r[j];
     if constexpr (PEEP) pre_i += p[j] * cp[j];
-    T i, f;
+    T i, f, g;
     if constexpr (COUPLED) {
-      i = rnnlab_sequence::sigmoid(pre_i);
+      rnnlab_sequence::sigmoid2(pre_i, 2 * rg[j], i, g);
       f = T(1) - i;
+      g = 2 * g - 1;
     } else {
       T pre_f = r[hidden + j];
       if constexpr (PEEP) pre_f += p[hidden + j] * cp[j];
       rnnlab_sequence::sigmoid2(pre_i, pre_f, i, f);
       r[hidden + j] = f;
-    }
-    T g, o;
-    if constexpr (PEEP) {  // o sees the new cell: no pair
       g = rnnlab_sequence::tanh_(rg[j]);
-    } else {
-      rnnlab_sequence::sigmoid2(2 * rg[j], ro[j], g, o);
-      g = 2 * g - 1;
     }
     const T cnew = f * cp[j] + i * g;
     r[j] = i;
     rg[j] = g;
     cn[j] = cnew;
-    if constexpr (PEEP) o = rnnlab_sequence::sigmoid(ro[j] + p[g_block * hidden + j] * cnew);
-    ro[j] = o;
+    if constexpr (PEEP) ro[j] += p[g_block * hidden + j] * cnew;  // o: in train_output
   }
 }
 
@@ -1093,15 +1094,26 @@ RNNLAB_INLINE void train_gates_backward(const GateGrad<T>& w) {
   }
 }
 
-// tc = tanh(x * gain + shift) (gain null: tanh(x)); m = o * tc unless m is null.
+// tc = tanh(x * gain + shift) (gain null: tanh(x)), and o from its pre-activation in place; the
+// two share a division (rnnlab_sequence::sigmoid2).
 template <typename T>
-RNNLAB_INLINE void train_tanh(const T* x, const T* gain, const T* shift, T* tc, int64_t n) {
+RNNLAB_INLINE void train_output(const T* x, const T* gain, const T* shift, T* o, T* tc, int64_t n) {
   if (gain) {
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) tc[j] = rnnlab_sequence::tanh_(x[j] * gain[j] + shift[j]);
+    for (int64_t j = 0; j < n; ++j) {
+      T so, sv;
+      rnnlab_sequence::sigmoid2(o[j], 2 * (x[j] * gain[j] + shift[j]), so, sv);
+      o[j] = so;
+      tc[j] = 2 * sv - 1;
+    }
   } else {
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) tc[j] = rnnlab_sequence::tanh_(x[j]);
+    for (int64_t j = 0; j < n; ++j) {
+      T so, sv;
+      rnnlab_sequence::sigmoid2(o[j], 2 * x[j], so, sv);
+      o[j] = so;
+      tc[j] = 2 * sv - 1;
+    }
   }
 }
 
@@ -1126,9 +1138,9 @@ RNNLAB_CLONES void gates_float(const GateRow<float>& w, bool coupled) { gates_an
 RNNLAB_CLONES void gates_backward_float(const GateGrad<float>& w, bool coupled) {
   gates_backward_any(w, coupled);
 }
-RNNLAB_CLONES void tanh_float(const float* x, const float* gain, const float* shift, float* tc,
-                              int64_t n) {
-  train_tanh(x, gain, shift, tc, n);
+RNNLAB_CLONES void output_float(const float* x, const float* gain, const float* shift, float* o,
+                                float* tc, int64_t n) {
+  train_output(x, gain, shift, o, tc, n);
 }
 inline void run_gates(const GateRow<float>& w, bool coupled) { gates_float(w, coupled); }
 inline void run_gates(const GateRow<double>& w, bool coupled) { gates_any(w, coupled); }
@@ -1138,12 +1150,13 @@ inline void run_gates_backward(const GateGrad<float>& w, bool coupled) {
 inline void run_gates_backward(const GateGrad<double>& w, bool coupled) {
   gates_backward_any(w, coupled);
 }
-inline void tanh_row(const float* x, const float* gain, const float* shift, float* tc, int64_t n) {
-  tanh_float(x, gain, shift, tc, n);
+inline void output_row(const float* x, const float* gain, const float* shift, float* o, float* tc,
+                       int64_t n) {
+  output_float(x, gain, shift, o, tc, n);
 }
-inline void tanh_row(const double* x, const double* gain, const double* shift, double* tc,
-                     int64_t n) {
-  train_tanh(x, gain, shift, tc, n);
+inline void output_row(const double* x, const double* gain, const double* shift, double* o,
+                       double* tc, int64_t n) {
+  train_output(x, gain, shift, o, tc, n);
 }
 
 
@@ -1298,11 +1311,11 @@ std::vector<at::Tensor> lstm_train_forward(
                  SL ? SL[t] : 0);
       T* TC = tc.data_ptr<T>() + off_h;
       for (int64_t b = 0; b < batch; ++b) {
-        const T* o = ACT + b * row + (g_block + 1) * hidden;
+        T* o = ACT + b * row + (g_block + 1) * hidden;  // o's pre-activation, then o
         const T* cn = normed ? HC + b * hidden : CN + b * hidden;
         T* tcb = TC + b * hidden;
         T* yb = Y + off_h + b * hidden;
-        tanh_row(cn, CG, CS, tcb, hidden);
+        output_row(cn, CG, CS, o, tcb, hidden);
         if (V && !V[t * batch + b]) {
           std::fill(yb, yb + hidden, T(0));
           continue;
