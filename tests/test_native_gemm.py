@@ -23,9 +23,11 @@ STEPS, BATCH, INPUTS, HIDDEN = 12, 5, 7, 64  # packed from 8 steps; N = H, 3H, 4
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 5, 8, 13, 24, 25, 31, 32, 33, 57])
 @pytest.mark.parametrize("inner, outer", [(1, 64), (7, 192), (256, 1024), (1024, 256)])
-def test_panel_product_equals_the_matrix_product(rows, inner, outer):
+@pytest.mark.parametrize("transposed", [False, True], ids=["W", "W from a transpose"])
+def test_panel_product_equals_the_matrix_product(rows, inner, outer, transposed):
     torch.manual_seed(rows)
-    x, w = torch.randn(rows, inner), torch.randn(outer, inner)
+    x = torch.randn(rows, inner)
+    w = torch.randn(inner, outer).t() if transposed else torch.randn(outer, inner)
     y = OPS.panel_product(x, OPS.pack_panels(w))
     expected = (x.double() @ w.double().T).float()
     torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5 * inner**0.5)
