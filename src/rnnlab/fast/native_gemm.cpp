@@ -6,8 +6,8 @@
 // the output's allocation. Here W is packed once per sequence into panels of 64 output columns
 // ([N / 64, K, 64], each panel's K x 64 block contiguous), and a product is one register-blocked
 // loop: for a panel and 6 rows, 24 accumulators of 16 floats, four loads of the panel and six
-// broadcasts of x at each k (measured here, against oneDNN with its weight reordered once:
-// 0.87x the time at M = 32, K = 256, N = 1024; 0.5-0.65x at M = 1-8; 0.93x at K = 1024, N = 256).
+// broadcasts of x at each k (benchmarks/panel_product_speed.py, against oneDNN with its weight
+// reordered once: 0.85-1.01x the time at M = 32, K = 256, N = 1024; 0.5-0.7x at M = 1-8).
 // Sums run over k in order, as a plain loop's would. Only for float32 with N a multiple of 64, on
 // CPUs with AVX-512F (GCC or Clang on x86-64); the kernels use oneDNN or at::mm elsewhere.
 
@@ -114,9 +114,8 @@ void multiply(const float* x, int64_t m, int64_t k, const float* panels, int64_t
 #endif
 }
 
-// The registered ops: whether W can be packed, the packing, and one product x [M, K] @ W.T.
-bool panel_gemm_covers(const at::Tensor& w) { return covers(w); }
-at::Tensor pack_panels(const at::Tensor& w) { return pack(w); }
+// One product x [M, K] @ W.T with W as `pack` returns it (an op of its own, for tests and
+// benchmarks/panel_product_speed.py).
 at::Tensor panel_product(const at::Tensor& x_in, const at::Tensor& panels) {
   TORCH_CHECK(panels.dim() == 3 && panels.size(2) == kPanel && panels.scalar_type() == at::kFloat,
               "panels must be [N / 64, K, 64] float32, as pack_panels returns them");

@@ -364,10 +364,10 @@ RNNLAB_INLINE T tanh_(T x) {
 }
 
 // sigmoid(a) and sigmoid(b) with one division, q = 1 / (u v) for u = 1 + e^-a, v = 1 + e^-b,
-// then sigmoid(a) = v q and sigmoid(b) = u q: the gate loops wait on their divisions (measured
-// here: a peephole LSTM row 22 us a step at B = 32, 14 us with its i and f paired). In float the
-// exponents stop at 43 so that u v stays finite (sigmoid(-43) = 2e-19 stands for anything
-// smaller); in float64, two divisions.
+// then sigmoid(a) = v q and sigmoid(b) = u q: perf showed the gate loops waiting on their
+// divisions (a throwaway timing of a peephole LSTM row: 22 us a step at B = 32, 14 us with i and
+// f paired). In float the exponents stop at 43 so that u v stays finite (sigmoid(-43) = 2e-19
+// stands for anything smaller); in float64, two divisions.
 RNNLAB_INLINE void sigmoid2(float a, float b, float& sa, float& sb) {
   const float u = 1.0f + exp_poly(std::min(-a, 43.0f)), v = 1.0f + exp_poly(std::min(-b, 43.0f));
   const float q = 1.0f / (u * v);
@@ -379,14 +379,21 @@ RNNLAB_INLINE void sigmoid2(double a, double b, double& sa, double& sb) {
   sb = sigmoid(b);
 }
 
-// The LSTM's output m = o tanh(v) for o = sigmoid(pre_o), o and tanh sharing a division (the
-// gate loops leave o's pre-activation for the output loop, which knows v = N_c(c)).
+// The LSTM's output gate o = sigmoid(pre_o) and tanh(v) of its normalised cell v = N_c(c), sharing
+// a division: the gate loops leave o's pre-activation for the output loop, which knows v.
 template <typename T>
-RNNLAB_INLINE T output_gate(T pre_o, T v, T* o = nullptr) {
-  T so, sv;
-  sigmoid2(pre_o, 2 * v, so, sv);
-  if (o) *o = so;
-  return so * (2 * sv - 1);
+RNNLAB_INLINE void output_gate(T pre_o, T v, T& o, T& tanh_v) {
+  T sv;
+  sigmoid2(pre_o, 2 * v, o, sv);
+  tanh_v = 2 * sv - 1;
+}
+
+// m = o tanh(v), as output_gate.
+template <typename T>
+RNNLAB_INLINE T output(T pre_o, T v) {
+  T o, tanh_v;
+  output_gate(pre_o, v, o, tanh_v);
+  return o * tanh_v;
 }
 
 // One row's term N(v) of F features, evaluated feature by feature inside the gate loops (no
@@ -520,14 +527,14 @@ RNNLAB_INLINE void lstm_row(const LSTMRow<T>& r, bool coupled, int64_t kind) {
     const T *g = r.cell.a, *b = r.cell.b;
 #pragma omp simd
     for (int64_t j = 0; j < hidden; ++j)
-      m[j] = output_gate(pre_o[j], (c[j] - mean) * rstd * g[j] + b[j]);
+      m[j] = output(pre_o[j], (c[j] - mean) * rstd * g[j] + b[j]);
   } else if (r.cell_kind == kAffine) {
     const T *s = r.cell.a, *b = r.cell.b;
 #pragma omp simd
-    for (int64_t j = 0; j < hidden; ++j) m[j] = output_gate(pre_o[j], c[j] * s[j] + b[j]);
+    for (int64_t j = 0; j < hidden; ++j) m[j] = output(pre_o[j], c[j] * s[j] + b[j]);
   } else {
 #pragma omp simd
-    for (int64_t j = 0; j < hidden; ++j) m[j] = output_gate(pre_o[j], c[j]);
+    for (int64_t j = 0; j < hidden; ++j) m[j] = output(pre_o[j], c[j]);
   }
 }
 
@@ -1094,26 +1101,17 @@ RNNLAB_INLINE void train_gates_backward(const GateGrad<T>& w) {
   }
 }
 
-// tc = tanh(x * gain + shift) (gain null: tanh(x)), and o from its pre-activation in place; the
-// two share a division (rnnlab_sequence::sigmoid2).
+// tc = tanh(x * gain + shift) (gain null: tanh(x)), and o from its pre-activation in place
+// (rnnlab_sequence::output_gate).
 template <typename T>
 RNNLAB_INLINE void train_output(const T* x, const T* gain, const T* shift, T* o, T* tc, int64_t n) {
   if (gain) {
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) {
-      T so, sv;
-      rnnlab_sequence::sigmoid2(o[j], 2 * (x[j] * gain[j] + shift[j]), so, sv);
-      o[j] = so;
-      tc[j] = 2 * sv - 1;
-    }
+    for (int64_t j = 0; j < n; ++j)
+      rnnlab_sequence::output_gate(o[j], x[j] * gain[j] + shift[j], o[j], tc[j]);
   } else {
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) {
-      T so, sv;
-      rnnlab_sequence::sigmoid2(o[j], 2 * x[j], so, sv);
-      o[j] = so;
-      tc[j] = 2 * sv - 1;
-    }
+    for (int64_t j = 0; j < n; ++j) rnnlab_sequence::output_gate(o[j], x[j], o[j], tc[j]);
   }
 }
 
@@ -1696,8 +1694,8 @@ std::vector<at::Tensor> batch_norm_steps_backward(const at::Tensor& dy_in, const
 TORCH_LIBRARY(rnnlab_native, m) {
   m.def("set_buffer_pool_limit(int bytes) -> int", &rnnlab_buffers::set_buffer_pool_limit);
   m.def("buffer_pool_bytes() -> int", &rnnlab_buffers::buffer_pool_bytes);
-  m.def("panel_gemm_covers(Tensor w) -> bool", &rnnlab_gemm::panel_gemm_covers);
-  m.def("pack_panels(Tensor w) -> Tensor", &rnnlab_gemm::pack_panels);
+  m.def("panel_gemm_covers(Tensor w) -> bool", &rnnlab_gemm::covers);
+  m.def("pack_panels(Tensor w) -> Tensor", &rnnlab_gemm::pack);
   m.def("panel_product(Tensor x, Tensor panels) -> Tensor", &rnnlab_gemm::panel_product);
   m.def("lstm_gates(Tensor(a!) a, Tensor c, Tensor peephole, bool coupled, bool finish) -> Tensor[]",
         &lstm_gates);
