@@ -77,3 +77,22 @@ def test_bad_files_are_one_line_errors(tmp_path, capsys, content, message):
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("hidden: 12  # caf\xe9\n".encode("latin-1"))
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "is not UTF-8 text" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_yaml_config_without_pyyaml_names_the_package(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml now raises ModuleNotFoundError
+    path = tmp_path / "run.yaml"
+    path.write_text("hidden: 12\n")
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "needs PyYAML: pip install pyyaml" in err and len(err.strip().splitlines()) == 1

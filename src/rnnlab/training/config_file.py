@@ -33,10 +33,18 @@ IGNORED_FROM_RUN = ("out", "resume")
 
 
 def _parse(path: Path) -> Any:
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path} is not UTF-8 text: save it as UTF-8") from None
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        import yaml
+        try:
+            import yaml
+        except ModuleNotFoundError:
+            raise ConfigError(
+                f"--config {path} needs PyYAML: pip install pyyaml (or use a .toml or .json file)"
+            ) from None
 
         try:
             return yaml.safe_load(text)
