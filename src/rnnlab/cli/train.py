@@ -87,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         saved = checkpoint.read_config(run_dir)
+        if flags.get("out") is not None and Path(flags["out"]) != run_dir:
+            raise ConfigError(
+                f"--resume continues {run_dir} in place; drop --out {flags['out']} (to branch "
+                "a run, copy its directory and resume the copy)"
+            )
         changed = sorted(
             k for k, v in flags.items() if k not in RUN_ONLY and k in saved and saved[k] != v
         )
@@ -105,12 +110,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume:
         config.out = str(run_dir)
     task = tasks.create(config.task, config, run_dir if args.resume else None)
-    if info.is_main:
-        print(f"run directory: {run_dir}" + (f" | {info.world} processes" if info.enabled else ""))
     try:
-        Trainer(task, config, run_dir, resume=bool(args.resume)).fit()
+        trainer = Trainer(task, config, run_dir, resume=bool(args.resume))  # the run exists now
+        if info.is_main:
+            world = f" | {info.world} processes" if info.enabled else ""
+            print(f"run directory: {run_dir}{world}")
+        trainer.fit()
         # leave together: no rank tears its connections down while another is still working
         distributed.barrier(info)
     finally:
         distributed.shutdown(info)
-    return 0
+    # stopped by SIGINT/SIGTERM/SIGHUP after saving: the shell's convention, 128 + signal
+    return 128 + trainer.stop_signal if trainer.stop_signal else 0

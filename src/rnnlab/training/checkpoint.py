@@ -11,20 +11,24 @@ Layout::
           model.safetensors    the weights (safetensors: no code runs when loading)
           state.pt             optimizer, schedule, RNG states, data position, carried hidden
                                state, counters; loaded with torch.load(weights_only=True)
-          meta.json            step and validation metrics of this checkpoint
+          meta.json            step, validation metrics and the SHA-256 of the two files above
         last -> step-000500    symbolic links, replaced atomically
         best -> step-000500
 
 A checkpoint is written into a temporary directory and renamed into place, then the ``last`` /
 ``best`` link is replaced with ``os.replace`` (atomic on POSIX). A crash at any moment leaves the
-previous checkpoint intact; directories no link points to are deleted afterwards.
+previous checkpoint intact; directories no link points to are deleted afterwards (only by the
+process that holds the run's lock, :mod:`rnnlab.training.run_lock`). Loading verifies each file
+against its recorded SHA-256; a damaged ``last`` falls back to ``best`` with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,6 +43,8 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 TAGS = ("last", "best")
+FILES = ("model.safetensors", "state.pt")
+"""The checkpoint files whose SHA-256 its ``meta.json`` records."""
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -52,7 +58,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def is_run(run_dir: Path) -> bool:
-    return (run_dir / CONFIG).is_file() and (run_dir / CHECKPOINTS / "last").exists()
+    """A ``config.json`` and a ``last`` link (even a dangling one: ``best`` may stand in)."""
+    last = run_dir / CHECKPOINTS / "last"
+    return (run_dir / CONFIG).is_file() and (last.exists() or last.is_symlink())
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
@@ -90,7 +98,10 @@ def save_checkpoint(
             weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
             save_file(weights, str(tmp / "model.safetensors"))
             torch.save(state, tmp / "state.pt")
-            write_json_atomic(tmp / "meta.json", {"step": step, **meta})
+            sha256 = {file: file_sha256(tmp / file) for file in FILES}
+            write_json_atomic(tmp / "meta.json", {"step": step, **meta, "sha256": sha256})
+            for file in FILES:
+                os.chmod(tmp / file, 0o644)
             os.chmod(tmp, 0o755)
             os.replace(tmp, final)
         finally:
@@ -114,11 +125,54 @@ def _remove_unlinked(root: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def damage(path: Path) -> str | None:
+    """Why the checkpoint directory ``path`` cannot be trusted, or ``None`` when it is intact."""
+    if not path.is_dir():
+        return "missing" + (" (a dangling link)" if path.is_symlink() else "")
+    path = path.resolve()  # name the step directory, not the link
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        recorded = meta.get("sha256", {}) if isinstance(meta, dict) else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return f"{path / 'meta.json'} is missing or not JSON"
+    if not isinstance(recorded, dict):
+        return f"{path / 'meta.json'} is not a checkpoint's metadata"
+    for name in FILES:
+        file = path / name
+        if not file.is_file():
+            return f"{file} is missing"
+        if name in recorded and file_sha256(file) != recorded[name]:  # older runs record none
+            return f"{file} does not match its SHA-256 in meta.json (the file is damaged)"
+    return None
+
+
 def checkpoint_dir(run_dir: Path, tag: str = "last") -> Path:
-    path = run_dir / CHECKPOINTS / tag
-    if not (path / "model.safetensors").is_file():
-        raise CheckpointError(f"{run_dir} has no complete {tag!r} checkpoint")
-    return path
+    """The intact checkpoint ``tag`` of ``run_dir``; a damaged ``last`` falls back to ``best``
+    with a warning on stderr; no intact one is a ``CheckpointError`` naming the damage."""
+    root = run_dir / CHECKPOINTS
+    candidates = [tag] + [t for t in TAGS if t != tag and tag == "last"]
+    reasons = []
+    for candidate in candidates:
+        path = root / candidate
+        reason = damage(path)
+        if reason is None:
+            if reasons:
+                print(
+                    f"rnnlab: warning: checkpoint {tag!r} of {run_dir}: {reasons[0]}; "
+                    f"using {candidate!r} ({path.resolve().name})",
+                    file=sys.stderr,
+                )
+            return path
+        reasons.append(reason)
+    raise CheckpointError(f"{run_dir} has no intact {tag!r} checkpoint: {reasons[0]}")
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
@@ -146,7 +200,11 @@ def load_weights(model: nn.Module, path: Path) -> None:
 
 def load_state(path: Path) -> dict[str, Any]:
     """The training state of a checkpoint (``torch.load(weights_only=True)``)."""
+    file = path / "state.pt"
     try:
-        return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling errors come in many types
-        raise CheckpointError(f"cannot read {path / 'state.pt'}: {error}") from None
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CheckpointError(
+            f"cannot read {file}: it is not a training state rnnlab wrote ({first})"
+        ) from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import inspect
+import math
 from typing import Any
 
 from rnnlab.errors import ConfigError
@@ -201,6 +202,9 @@ def make_config(task: str = "charlm", base: dict[str, Any] | None = None, **give
 
 def validate(config: argparse.Namespace) -> None:
     """Raise ``ConfigError`` for a setting no run can use."""
+    for name, value in sorted(vars(config).items()):  # flags and config files alike
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     for name in POSITIVE_INTS + POSITIVE_FLOATS + POSITIVE_INTERVALS:
         value = getattr(config, name, None)
         if value is not None and value <= 0:

@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import random
+import shutil
 import signal
 import sys
 import time
@@ -45,6 +46,7 @@ from rnnlab.training import checkpoint, distributed
 from rnnlab.training.gradients import GradientMonitor
 from rnnlab.training.recovery import NonFiniteGuard
 from rnnlab.training.regularization import after_update, weight_noise
+from rnnlab.training.run_lock import LOCK, RunLock
 from rnnlab.training.schedules import lr_factor
 from rnnlab.training.tensorboard_log import DIRECTORY as TENSORBOARD_DIRECTORY
 from rnnlab.training.tensorboard_log import TensorBoardLog
@@ -100,6 +102,10 @@ def state_to(state: Any, device: torch.device) -> Any:
     if state is None or isinstance(state, Tensor):
         return None if state is None else state.to(device)
     return [state_to(s, device) for s in state]
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a run at the next step boundary with a checkpoint (exit 128 + signal)."""
 
 
 class Trainer:
@@ -166,6 +172,9 @@ class Trainer:
         self.stop_requested = False
         self.last_eval: dict[str, float] = {}
         self.agreed_elapsed: float | None = None  # the ranks' mean clock (distributed runs)
+        self.stop_signal: int | None = None  # the signal that asked the run to stop
+        # one writer per run: rank 0 holds the run directory's lock until fit() ends
+        self.lock = RunLock(self.run_dir) if self.dist.is_main and resume else None
         self.tensorboard = (  # checked on every rank, written by rank 0 (in _log)
             TensorBoardLog(self.run_dir / TENSORBOARD_DIRECTORY)
             if getattr(config, "tensorboard", False)
@@ -206,7 +215,7 @@ class Trainer:
             unit="step",
             file=sys.stderr,
         )
-        previous_handler = self._catch_interrupt()
+        previous_handlers = self._catch_stop_signals()
         self._window = _Window()
         try:
             while not self._budget_spent():
@@ -214,14 +223,24 @@ class Trainer:
                     self.epoch, self.batch_in_epoch, self.carried = self.epoch + 1, 0, None
                 batches = self.task.train_batches(self.epoch, self.batch_in_epoch)
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
+            for signum, previous in previous_handlers.items():
+                signal.signal(signum, previous)
             bar.close()
+        try:
+            return self._finish()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _finish(self) -> dict[str, float]:
+        """Save or validate at the end of :meth:`fit`, print the summary."""
         self.elapsed = self._elapsed_now()
         last_eval = self.last_eval
         if self.stop_requested:
             self._save(("last",))
+            name = signal.Signals(self.stop_signal).name if self.stop_signal else "a stop request"
             self._print(
-                f"interrupted at step {self.step}; saved. Continue with: "
+                f"stopped by {name} at step {self.step}; saved. Continue with: "
                 f"rnnlab train --resume {self.run_dir}"
             )
             self._close_logs()
@@ -363,18 +382,23 @@ class Trainer:
             or (c.epochs is not None and self.epoch >= c.epochs)
         )
 
-    def _catch_interrupt(self):
-        """First Ctrl-C: stop after the current step and save. Second: stop at once."""
+    def _catch_stop_signals(self) -> dict[int, Any]:
+        """SIGINT (Ctrl-C), SIGTERM (schedulers, ``docker stop``) and SIGHUP: stop after the
+        current step and save; the signal is kept in ``stop_signal`` for the exit code. A second
+        one stops at once. Returns the handlers it replaced."""
 
         def handler(signum, frame):
             if self.stop_requested:
                 raise KeyboardInterrupt
-            self.stop_requested = True
+            self.stop_requested, self.stop_signal = True, signum
 
-        try:
-            return signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread: Ctrl-C is not ours to catch
-            return signal.getsignal(signal.SIGINT)
+        previous = {}
+        for signum in STOP_SIGNALS:
+            try:
+                previous[signum] = signal.signal(signum, handler)
+            except ValueError:  # not the main thread: the signals are not ours to catch
+                pass
+        return previous
 
     # ----------------------------------------------------------------------------- evaluation
     def _validate(self, bar: tqdm | None) -> dict[str, float]:
@@ -424,15 +448,25 @@ class Trainer:
     # ----------------------------------------------------------------------------- run dir
     def _start_run(self) -> None:
         if self.dist.is_main:  # only rank 0 writes
-            if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            created = not self.run_dir.exists()
+            self.lock = RunLock(self.run_dir)  # creates the folder; one writer at a time
+            if any(p.name != LOCK for p in self.run_dir.iterdir()):
+                self.lock.release()
                 raise ConfigError(
                     f"{self.run_dir} exists and is not empty; use --resume {self.run_dir} to "
                     "continue it, or another --out"
                 )
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
-            self.task.save(self.run_dir)
-        self._save(("last",))
+            try:
+                checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
+                self.task.save(self.run_dir)
+                self._save(("last",))
+            except BaseException:  # a failed start leaves no half-made run behind
+                self.lock.release()
+                if created:
+                    shutil.rmtree(self.run_dir, ignore_errors=True)
+                raise
+        else:
+            self._save(("last",))
 
     def _training_state(self) -> dict[str, Any]:
         rng = {"torch": torch.get_rng_state(), "python": list(_to_lists(random.getstate()))}

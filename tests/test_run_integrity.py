@@ -1,0 +1,166 @@
+"""Runs that survive the real world: one writer per run, SIGTERM/SIGHUP saving like Ctrl-C,
+checksummed checkpoints with fallback, non-finite settings and failed starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rnnlab.cli.main import main
+from rnnlab.training.run_lock import RunLock
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT = "It is a truth universally acknowledged, that a single man in possession.\n" * 20
+TINY = ["--hidden", "10", "--embed", "4", "--seq-len", "8", "--batch-size", "4"]
+SHORT = ["--eval-every", "3", "--sample-every", "3", "--splits", "80/20/0"]
+
+
+@pytest.fixture
+def text_file(tmp_path: Path) -> Path:
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT)
+    return path
+
+
+@pytest.fixture
+def run(tmp_path: Path, text_file: Path, capsys) -> Path:
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(text_file), *TINY, *SHORT, "--max-steps", "6",
+                 "--out", str(out)]) == 0  # fmt: skip
+    capsys.readouterr()
+    return out
+
+
+def one_error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line]
+    assert len(err) == 1 and err[0].startswith("rnnlab: error:"), err
+    return err[0]
+
+
+def test_a_second_writer_is_refused_naming_the_holder(run, capsys):
+    lock = RunLock(run)  # as a training process holds it
+    try:
+        assert main(["train", "--resume", str(run), "--max-steps", "9"]) == 2
+        line = one_error_line(capsys)
+        assert f"is being written by process {os.getpid()}" in line
+        assert main(["eval", "--run", str(run)]) == 0  # readers are not locked out
+    finally:
+        lock.release()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--max-steps", "9"]) == 0
+
+
+def test_a_new_run_into_a_locked_folder_is_refused(tmp_path, text_file, capsys):
+    out = tmp_path / "racing"
+    lock = RunLock(out)
+    try:
+        code = main(["train", "--data", str(text_file), *TINY, "--max-steps", "2",
+                     "--out", str(out)])  # fmt: skip
+        assert code == 2 and "is being written by process" in one_error_line(capsys)
+        assert [p.name for p in out.iterdir()] == [".lock"]  # nothing of the other run touched
+    finally:
+        lock.release()
+
+
+def test_sigterm_saves_and_exits_143_and_a_racing_process_is_refused(tmp_path, text_file):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "rnnlab", "train", "--data", str(text_file), *TINY]
+    first = subprocess.Popen(
+        [*command, "--max-steps", "100000", "--eval-every", "1000000", "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "last").exists():  # the first checkpoint is at step 0
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.2)
+        second = subprocess.run(
+            [*command, "--resume", str(out)], env=env, capture_output=True, text=True
+        )
+        assert second.returncode == 2
+        assert second.stderr.strip().splitlines() == [
+            f"rnnlab: error: {out} is being written by process {first.pid}; wait for it to "
+            "finish, stop it, or use another --out"
+        ]
+        time.sleep(1.0)  # a few steps
+        first.send_signal(signal.SIGTERM)
+        stdout, _ = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in stdout and f"rnnlab train --resume {out}" in stdout
+    meta = json.loads((out / "checkpoints" / "last" / "meta.json").read_text())
+    assert meta["step"] > 0  # the work since the step-0 checkpoint was saved
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["step"] <= meta["step"] for r in records)
+
+
+def flip_bytes(path: Path, at: int = 200, count: int = 16) -> None:
+    data = bytearray(path.read_bytes())
+    at = min(at, len(data) - count)
+    data[at : at + count] = bytes(255 - b for b in data[at : at + count])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "state.pt"])
+def test_a_damaged_checkpoint_file_is_one_line_naming_it(run, capsys, name):
+    last = (run / "checkpoints" / "last").resolve()
+    flip_bytes(last / name)
+    assert main(["train", "--resume", str(run), "--max-steps", "9"]) == 2
+    line = one_error_line(capsys)
+    assert f"{last.name}/{name} does not match its SHA-256" in line
+    if name == "model.safetensors":
+        assert main(["eval", "--run", str(run)]) == 2
+        assert "does not match its SHA-256" in one_error_line(capsys)
+        assert main(["sample", "--run", str(run), "--length", "5"]) == 2
+        assert "does not match its SHA-256" in one_error_line(capsys)
+
+
+def test_a_dangling_last_falls_back_to_best_with_a_warning(run, capsys):
+    root = run / "checkpoints"
+    (root / "last").unlink()
+    (root / "last").symlink_to("step-9999999")
+    assert main(["eval", "--run", str(run), "--checkpoint", "last"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: checkpoint 'last'" in err and "a dangling link" in err
+    assert "using 'best'" in err
+
+
+def test_checkpoint_files_are_world_readable_like_the_rest(run):
+    last = run / "checkpoints" / "last"
+    for name in ("model.safetensors", "state.pt", "meta.json"):
+        assert (last / name).stat().st_mode & 0o777 == 0o644, name
+
+
+@pytest.mark.parametrize("flag", [["--lr", "nan"], ["--lr", "inf"], ["--dropout", "nan"]])
+def test_non_finite_settings_are_refused_before_any_run_exists(tmp_path, text_file, capsys, flag):
+    out = tmp_path / "never"
+    assert main(["train", "--data", str(text_file), *TINY, *flag, "--out", str(out)]) == 2
+    assert "must be a finite number" in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_a_non_finite_value_in_a_config_file_is_refused(tmp_path, text_file, capsys):
+    config = tmp_path / "run.json"
+    config.write_text('{"lr": NaN}')  # Python's json reads NaN
+    out = tmp_path / "never"
+    code = main(["train", "--config", str(config), "--data", str(text_file), "--out", str(out)])
+    assert code == 2 and "--lr must be a finite number, got nan" in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_resume_refuses_another_out(run, tmp_path, capsys):
+    assert main(["train", "--resume", str(run), "--out", str(tmp_path / "other")]) == 2
+    assert "--resume continues" in one_error_line(capsys)
