@@ -57,12 +57,20 @@ def _run(argv: list[str] | None) -> int:
     try:
         keep_freed_memory()  # no page faults on every step's fresh memory (rnnlab.fast.heap)
         return int(args.func(args) or 0)
-    except RnnlabError as error:
+    except (RnnlabError, OSError) as error:  # OSError: disk full, read-only folder, permission
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"rnnlab: error: {error}", file=sys.stderr)
+            print(f"rnnlab: error: {_one_line(error)}", file=sys.stderr)
         return 2
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, OSError) and not isinstance(error, RnnlabError):
+        where = f" {error.filename}" if error.filename else ""
+        reason = error.strerror or error
+        return f"cannot write or read{where}: {reason}; free space or fix permissions"
+    return str(error)
 
 
 if __name__ == "__main__":

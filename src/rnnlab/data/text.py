@@ -28,6 +28,7 @@ from torch import Tensor
 import rnnlab.data.tinyshakespeare  # noqa: F401  (registers the dataset)
 from rnnlab.data.registry import fetch, registered_datasets
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.jsonfile import read_json
 
 TEXT_DATASETS = {"tinyshakespeare": "input.txt"}
 """Registered datasets that are one text file, and that file's name."""
@@ -217,4 +218,4 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
-        return cls(json.loads(path.read_text())["chars"])
+        return cls(read_json(path, "chars", list))

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.errors import DataError
+from rnnlab.jsonfile import read_json
 
 EOS = "<eos>"
 """The end-of-sentence token added after every line."""
@@ -60,4 +61,4 @@ class WordVocabulary:
 
     @classmethod
     def load(cls, path: Path) -> WordVocabulary:
-        return cls(json.loads(path.read_text())["words"])
+        return cls(read_json(path, "words", list))

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from rnnlab.data.batching import StreamBatches
 from rnnlab.data.text import Corpus, Vocabulary, load_corpus
 from rnnlab.errors import CheckpointError, DataError
+from rnnlab.jsonfile import read_json
 from rnnlab.models.language_model import LanguageModel
 from rnnlab.tasks.base import Task, register
 from rnnlab.training.curriculum import build_curriculum
@@ -136,9 +137,14 @@ class CharLM(Task):
 
     def _check_same_data(self) -> None:
         """A resumed run must train on the data it started with."""
-        if self.run_dir is None or not (self.run_dir / DATA).is_file():
+        if self.run_dir is None:
             return
-        recorded = json.loads((self.run_dir / DATA).read_text())
+        if not (self.run_dir / DATA).is_file():
+            raise CheckpointError(
+                f"{self.run_dir} has no {DATA}: cannot check that the training data is the one "
+                "the run started with; restore the file or start a new run"
+            )
+        recorded = read_json(self.run_dir / DATA, kind=dict)
         if recorded.get("sha256") != self.corpus.fingerprint["sha256"]:
             raise DataError(
                 f"the training data changed since {self.run_dir} started (sha256 "

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from rnnlab.data.sst import Tree, binary_label, load_sst
 from rnnlab.errors import CheckpointError, ConfigError
+from rnnlab.jsonfile import read_json
 from rnnlab.layers.tree import TREE_CELLS, TreeBatch
 from rnnlab.models.tree_sentiment import TreeSentimentModel
 from rnnlab.tasks.base import Task, register
@@ -88,7 +89,7 @@ class SSTTree(Task):
             path = Path(run_dir) / VOCAB
             if not path.is_file():
                 raise CheckpointError(f"{run_dir} has no {VOCAB}; it is not an sst-tree run")
-            words = json.loads(path.read_text())
+            words = read_json(path, kind=list)
         else:
             words = [UNKNOWN] + sorted({w for t in self.trees("train") for w in t.leaves()})
         self.words = words

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from rnnlab.data.ptb import SPLITS, load_ptb_words, ptb_path
 from rnnlab.data.words import EOS, WordVocabulary
 from rnnlab.errors import CheckpointError, DataError
+from rnnlab.jsonfile import read_json
 from rnnlab.tasks.base import Task, register
 from rnnlab.tasks.charlm import DATA, VOCAB, CharLM
 from rnnlab.training.curriculum import build_curriculum
@@ -128,9 +129,14 @@ class WordLM(CharLM):
 
     def _check_same_data(self) -> None:
         """A resumed run must train on the files it started with."""
-        if self.run_dir is None or not (self.run_dir / DATA).is_file():
+        if self.run_dir is None:
             return
-        recorded = json.loads((self.run_dir / DATA).read_text()).get("sha256")
+        if not (self.run_dir / DATA).is_file():
+            raise CheckpointError(
+                f"{self.run_dir} has no {DATA}: cannot check that the PTB files are the ones "
+                "the run started with; restore the file or start a new run"
+            )
+        recorded = read_json(self.run_dir / DATA, kind=dict).get("sha256")
         if recorded != self.fingerprint["sha256"]:
             raise DataError(f"the PTB files changed since {self.run_dir} started; start a new run")
 

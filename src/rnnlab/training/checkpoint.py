@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from rnnlab.errors import CheckpointError
+from rnnlab.jsonfile import read_json
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -73,10 +74,10 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
             f"{run_dir} is not an rnnlab run (no {CONFIG} and {CHECKPOINTS}/last); "
             "pass the directory `rnnlab train` created"
         )
-    try:
-        return json.loads((run_dir / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"cannot read {run_dir / CONFIG}: {error}") from None
+    config = read_json(run_dir / CONFIG, kind=dict)
+    if not isinstance(config.get("task"), str):
+        raise CheckpointError(f"{run_dir / CONFIG} names no task; the run's files are damaged")
+    return config
 
 
 def save_checkpoint(

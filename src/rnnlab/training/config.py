@@ -17,7 +17,7 @@ import inspect
 import math
 from typing import Any
 
-from rnnlab.errors import ConfigError
+from rnnlab.errors import CheckpointError, ConfigError
 from rnnlab.training.curriculum import (
     CURRICULUM_DEFAULTS,
     add_curriculum_arguments,
@@ -178,6 +178,32 @@ def task_argument_defaults(task_cls) -> dict[str, Any]:
     return {a.dest: a.default for a in parser._actions if a.dest != argparse.SUPPRESS}
 
 
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_KIND_NAMES.update({list: "a list", tuple: "a list", dict: "a mapping"})
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def _check_saved_kinds(saved: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """A resumed run's settings have the kinds of the defaults (``"hidden": "big"`` is not a
+    size): a ``CheckpointError`` naming the setting otherwise."""
+    for name, value in saved.items():
+        default = defaults.get(name)
+        if value is not None and default is not None and not _same_kind(value, default):
+            raise CheckpointError(
+                f"the run's config.json has {name} = {value!r}, not {_KIND_NAMES[type(default)]}; "
+                "the file is damaged (restore it, or start a new run)"
+            )
+
+
 def make_config(task: str = "charlm", base: dict[str, Any] | None = None, **given_: Any):
     """Resolve a full configuration: ``given_`` > ``base`` (a resumed run) > task > generic."""
     from rnnlab.tasks import get
@@ -186,6 +212,7 @@ def make_config(task: str = "charlm", base: dict[str, Any] | None = None, **give
     values = dict(GENERIC_DEFAULTS)
     values.update(task_argument_defaults(task_cls))
     values.update(task_cls.defaults)
+    _check_saved_kinds(base or {}, values)
     values.update(base or {})
     given_ = {k: v for k, v in given_.items() if v is not None}
     if isinstance(given_.get("cell_options"), list):
