@@ -528,13 +528,18 @@ class LSTM(TorchCompatibleRNN):
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
         proj_size, device, dtype: as torch.nn.LSTM.
         fast: run on torch's fused kernels when every cell is plain (``False``: reference loop).
-        **cell_kwargs: passed to every layer's cell (``forget_bias``, ``init``, and the variants'
-            keywords); a cell that is no longer plain runs layer by layer on its own path.
+        init: ``"torch"`` (torch.nn's initialisation) or the cell's recurrent scheme
+            (``"orthogonal"``: rnnlab's recommended initialisation; ``"uniform"``, ``"identity"``).
+        **cell_kwargs: passed to every layer's cell (``forget_bias`` and ``chrono``, which need
+            an ``init`` other than ``"torch"``, and the variants' keywords); a cell that is no
+            longer plain runs layer by layer on its own path.
 
-    Initialisation (rnnlab's, not torch's): ``weight_ih`` and ``weight_hr`` ~ U(-1/sqrt(H),
-    1/sqrt(H)); each gate block of ``weight_hh`` orthogonal (``init="uniform"`` for torch's
-    uniform, ``"identity"``); biases zero except the forget-gate slice of ``bias_ih``, which is
-    ``forget_bias=1.0``. ``load_state_dict`` replaces all of it.
+    Initialisation: by default torch.nn.LSTM's, every parameter ~ U(-1/sqrt(H), 1/sqrt(H)) drawn
+    in torch's order (the same seed gives the same weights). ``init="orthogonal"``: rnnlab's,
+    ``weight_ih`` and ``weight_hr`` ~ U(-1/sqrt(H), 1/sqrt(H)); each gate block of ``weight_hh``
+    orthogonal (``"uniform"``, ``"identity"``: that scheme instead); biases zero except the
+    forget-gate slice of ``bias_ih``, which is ``forget_bias=1.0``. ``load_state_dict`` replaces
+    all of it.
 
     Shapes (N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size,
     H_cell = hidden_size, H_out = proj_size if proj_size > 0 else hidden_size):
@@ -625,10 +630,14 @@ class GRU(TorchCompatibleRNN):
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
         dtype: as torch.nn.GRU.
         fast: run on torch's fused kernels when every cell is plain (``False``: reference loop).
-        **cell_kwargs: passed to every layer's cell (``init``, and the variants' keywords).
+        init: ``"torch"`` (torch.nn's initialisation) or the cell's recurrent scheme
+            (``"orthogonal"``: rnnlab's recommended initialisation; ``"uniform"``, ``"identity"``).
+        **cell_kwargs: passed to every layer's cell (``chrono``, which needs an ``init`` other
+            than ``"torch"``, and the variants' keywords).
 
-    Initialisation (rnnlab's): ``weight_ih`` and the biases ~ U(-1/sqrt(H), 1/sqrt(H)); each gate
-    block of ``weight_hh`` orthogonal (``init="uniform"`` gives torch's initialisation).
+    Initialisation: by default torch.nn.GRU's, every parameter ~ U(-1/sqrt(H), 1/sqrt(H)) drawn
+    in torch's order. ``init="orthogonal"``: rnnlab's, ``weight_ih`` and the biases ~
+    U(-1/sqrt(H), 1/sqrt(H)) and each gate block of ``weight_hh`` orthogonal.
 
     Shapes (N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size,
     H_out = hidden_size):
@@ -699,10 +708,14 @@ class RNN(TorchCompatibleRNN):
         input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout,
         bidirectional, device, dtype: as torch.nn.RNN (same positional order).
         fast: run on torch's fused kernels when every cell is plain (``False``: reference loop).
-        **cell_kwargs: passed to every layer's cell (``init="identity"`` for an IRNN, ...).
+        init: ``"torch"`` (torch.nn's initialisation) or the cell's recurrent scheme
+            (``"orthogonal"``: rnnlab's recommended initialisation; ``"identity"`` for an IRNN;
+            ``"uniform"``).
+        **cell_kwargs: passed to every layer's cell.
 
-    Initialisation (rnnlab's): ``weight_ih`` and the biases ~ U(-1/sqrt(H), 1/sqrt(H));
-    ``weight_hh`` orthogonal (``init="uniform"`` gives torch's initialisation).
+    Initialisation: by default torch.nn.RNN's, every parameter ~ U(-1/sqrt(H), 1/sqrt(H)) drawn
+    in torch's order. ``init="orthogonal"``: rnnlab's, ``weight_ih`` and the biases ~
+    U(-1/sqrt(H), 1/sqrt(H)) and ``weight_hh`` orthogonal (``"identity"``: the identity).
 
     Shapes (N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size,
     H_out = hidden_size):
