@@ -299,8 +299,8 @@ class ForecastTask(Task):
             a = a * scale.reshape(1, -1, *([1] * (a.ndim - 2)))
             if shift:
                 a = a + loc.reshape(1, -1, *([1] * (a.ndim - 2)))
-            a = np.moveaxis(a, 0, 1)
-            return a.reshape(shape[0], a.shape[1], shape[1], *a.shape[3:])
+            a = a.reshape(a.shape[0], shape[0], shape[1], *a.shape[2:])  # [H, N, S, ...]
+            return np.moveaxis(a, 0, 1)
 
         point = unscale(model.point(params))
         quantiles = std = None
@@ -315,6 +315,35 @@ class ForecastTask(Task):
         if quantiles is not None:
             lower, upper = quantiles[..., 0], quantiles[..., 2]
         return Forecast(origins, point, lower, upper, quantiles, std, loss)
+
+    def forecast_end(
+        self, model: Forecaster, data: str | None = None, future: bool = False
+    ) -> tuple[Series, int, Forecast]:
+        """``(series, origin, forecast)``: the forecast of the last ``--horizon`` steps of
+        ``data`` (a CSV file or series name with the run's columns; default the run's series),
+        or with ``future`` of the steps after its end."""
+        c = self.config
+        series = self.series
+        if data is not None:
+            series = load_series(
+                data, c.time_column, _names(c.value_columns) or None, self.covariate_names, c.period
+            )
+        if future and self.covariate_names:
+            raise ConfigError(
+                "a forecast past the end needs the future covariates; drop --future, or add the "
+                "future rows to the file and forecast them as its last --horizon steps"
+            )
+        origin = len(series) if future else len(series) - c.horizon
+        if origin < c.context:
+            raise DataError(
+                f"the series has {len(series)} steps, fewer than context "
+                f"{c.context}{'' if future else f' + horizon {c.horizon}'}"
+            )
+        return (
+            series,
+            origin,
+            self.forecast(model, series.values, series.covariates, np.array([origin])),
+        )
 
     def truth(self, origins: np.ndarray) -> np.ndarray:
         """``[N, H, S]``: the true values after each origin."""
