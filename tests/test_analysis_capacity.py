@@ -38,7 +38,7 @@ def test_memorisation_data_is_reproducible_and_uniform():
 
 
 def test_a_tiny_network_stores_bits_within_the_bound():
-    point = measure("gru", 3, (0.5,), steps=150, classes=4)
+    point = measure("gru", 2, (0.5,), steps=60, classes=4)
     assert point.examples == round(0.5 * point.parameters)
     assert 0 < point.bits <= point.examples * 2 + 1e-9  # at most log2(4) bits per example
     assert point.bits_per_parameter == pytest.approx(point.bits / point.parameters)
@@ -59,7 +59,7 @@ def test_analyze_capacity_prints_the_table_and_writes_the_figure(tmp_path, capsy
         "--hidden",
         "2",
         "--steps",
-        "20",
+        "10",
         "--examples-per-parameter",
         "0.5",
         "--out",

@@ -221,7 +221,7 @@ def test_forecast_task_learns_a_seasonal_series(series_csv, tmp_path):
         data=str(series_csv),
         value_columns="demand",
         period=12,
-        max_steps=150,
+        max_steps=100,
         lr=1e-2,
         **TINY,
     )
