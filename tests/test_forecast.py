@@ -272,3 +272,14 @@ def test_train_and_predict_through_the_cli(series_csv, tmp_path, capsys):
     code = main(["predict", "--run", str(run), "--data", str(series_csv), "--future"])
     assert code == 2 and "needs the future covariates" in capsys.readouterr().err
     assert main(["predict", "--run", str(run), "hello"]) == 2
+
+
+def test_bench_row_prints_rnnlab_beside_the_baselines():
+    pytest.importorskip("statsmodels")
+    from rnnlab.bench.runner import format_row, run_benchmark
+
+    result = run_benchmark("forecast-elnino", {}, quick=True)
+    row = format_row(result)
+    assert row.startswith("| forecast-elnino | gru |") and "MASE " in row
+    for label in ("seasonal naive MASE 0.8047", "Holt-Winters MASE", "80% interval coverage"):
+        assert label in row
