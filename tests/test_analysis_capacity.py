@@ -6,6 +6,7 @@ import pytest
 
 from rnnlab.analysis.capacity import (
     CapacityPoint,
+    chance_information,
     fit_slope,
     measure,
     memorisation_data,
@@ -28,6 +29,15 @@ def test_mutual_information_known_cases():
     assert mutual_information(y, p) == pytest.approx(1 - h)
     with pytest.raises(ConfigError):
         mutual_information(np.zeros(3), np.zeros(4))
+
+
+def test_chance_information_is_the_plug_in_bias():
+    rng = np.random.default_rng(0)
+    labels, guesses = rng.integers(0, 8, 400), rng.integers(0, 8, 400)
+    chance = chance_information(labels, guesses)
+    # independent: the estimate is about (K - 1)^2 / (2 N ln 2) bits, the shuffle finds it
+    assert chance == pytest.approx(49 / (2 * 400 * np.log(2)), rel=0.25)
+    assert mutual_information(labels, guesses) == pytest.approx(chance, abs=0.05)
 
 
 def test_memorisation_data_is_reproducible_and_uniform():

@@ -6,11 +6,13 @@ features), each with a random label of ``K`` classes (``log2 K`` bits). A networ
 layer of any registered cell, a linear readout of its last output) is trained on them until it
 stops improving; the information it stored is ``N * I(label; prediction)``, the mutual
 information between the true labels and the network's predicted labels on the same ``N``
-examples, in bits (the paper's measure). ``N`` is varied and the best kept, since too few
-examples waste capacity and too many make each one harder to store. The paper finds about 5
-bits per parameter for every common architecture; :func:`fit_slope` gives the bits per
-parameter of a cell as the least-squares slope of bits stored against parameters through the
-origin.
+examples, in bits (the paper's measure), less the mutual information the same predictions have
+with shuffled labels (the plug-in estimate's bias: about ``(K - 1)^2 / (2 ln 2)`` bits in all
+for ``K`` classes even when the predictions carry none). ``N`` is varied and the best kept,
+since too few examples waste capacity and too many make each one harder to store. The paper
+finds about 5 bits per parameter for every common architecture; :func:`fit_slope` gives the bits
+per parameter of a cell as the least-squares slope of bits stored against parameters through
+the origin.
 
 Shapes: inputs ``[T, N, F]``, labels ``[N]``.
 """
@@ -56,6 +58,17 @@ def memorisation_data(
     inputs = torch.randn(steps, examples, features, generator=generator)
     labels = torch.randint(classes, (examples,), generator=generator)
     return inputs, labels
+
+
+def chance_information(
+    labels: np.ndarray, predictions: np.ndarray, shuffles: int = 20, seed: int = 0
+) -> float:
+    """The mean :func:`mutual_information` of ``predictions`` with shuffled ``labels``: what the
+    estimate gives when the predictions carry no information about the labels."""
+    rng = np.random.default_rng(seed)
+    return float(
+        np.mean([mutual_information(rng.permutation(labels), predictions) for _ in range(shuffles)])
+    )
 
 
 @dataclass
@@ -118,7 +131,8 @@ def measure(
         examples = max(classes, round(ratio * parameters))
         inputs, labels = memorisation_data(examples, length, features, classes, seed)
         predicted = train_to_memorise(model, inputs, labels, steps)
-        bits = examples * mutual_information(labels.numpy(), predicted.numpy())
+        y, p = labels.numpy(), predicted.numpy()
+        bits = examples * (mutual_information(y, p) - chance_information(y, p, seed=seed))
         accuracy = float((predicted == labels).float().mean())
         point = CapacityPoint(cell, hidden, parameters, examples, bits, accuracy)
         if best is None or point.bits > best.bits:
