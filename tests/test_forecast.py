@@ -103,6 +103,8 @@ def test_named_series_ship_with_statsmodels():
     assert co2.period == 52 and len(co2) == 2284 and np.isfinite(co2.values).all()  # gaps filled
     elnino = load_series("elnino")
     assert elnino.period == 12 and len(elnino) == 61 * 12 and elnino.times[13] == "1951-02"
+    sunspots = load_series("sunspots", period=10)
+    assert sunspots.period == 10 and len(sunspots) == 309 and sunspots.times[0] == "1700"
 
 
 def test_split_points_in_time_order():
