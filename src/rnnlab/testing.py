@@ -24,8 +24,9 @@ import copy
 import torch
 from torch import Tensor
 
-from rnnlab.cells.base import Cell, State, map_state
+from rnnlab.cells.base import Cell
 from rnnlab.layers.unroll import Recurrent, unroll
+from rnnlab.sequences import State, map_state
 
 
 def _flat(state: State) -> Tensor:

@@ -23,9 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.errors import ConfigError
-
-State = Tensor | tuple[Tensor, ...]
-"""A cell's recurrent state: one tensor ``[B, H]`` or a NamedTuple of such tensors."""
+from rnnlab.sequences import State
 
 
 class Cell(nn.Module):
@@ -89,28 +87,6 @@ class Cell(nn.Module):
         return None
 
 
-def map_state(fn: Callable[..., Tensor], *states: State) -> State:
-    """Apply ``fn`` to matching tensors of one or more states of the same structure."""
-    first = states[0]
-    if isinstance(first, Tensor):
-        return fn(*states)
-    return type(first)(*(fn(*parts) for parts in zip(*states)))
-
-
-def state_batch_select(mask: Tensor, new: State, old: State) -> State:
-    """Per batch row: ``new`` where ``mask`` ([B] bool) is true, else ``old``.
-
-    An ``old`` state missing ``new``'s trailing fields (torch's ``h`` or ``(h, c)`` handed to a cell
-    whose state also counts time steps) counts as zeros there."""
-    if not isinstance(new, Tensor):
-        parts = [old] if isinstance(old, Tensor) else list(old)
-        if len(parts) < len(new):
-            old = type(new)(*parts, *(torch.zeros_like(part) for part in new[len(parts) :]))
-    return map_state(
-        lambda n, o: torch.where(mask.view(-1, *([1] * (n.dim() - 1))), n, o), new, old
-    )
-
-
 _REGISTRY: dict[str, type[Cell]] = {}
 C = TypeVar("C", bound=type[Cell])
 
@@ -146,10 +122,3 @@ def get(name: str) -> type[Cell]:
 def create(name: str, **kwargs: Any) -> Cell:
     """Create a registered cell by name: ``create("gru", input_size=8, hidden_size=16)``."""
     return get(name)(**kwargs)
-
-
-def check_positive(**sizes: int) -> None:
-    """Raise a ConfigError naming the first size that is not a positive integer."""
-    for name, value in sizes.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")

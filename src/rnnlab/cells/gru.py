@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.init import (
     check_chrono,
     chrono_bias,
@@ -51,6 +51,7 @@ from rnnlab.cells.lstm import check_variants
 from rnnlab.fast.fused_gru import gru_unroll
 from rnnlab.fast.loop import linear_steps
 from rnnlab.regularize.normalization import RecurrentBatchNorm, state_steps
+from rnnlab.validation import check_positive
 
 
 class BNGRUState(NamedTuple):

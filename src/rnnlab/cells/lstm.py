@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.init import (
     check_chrono,
     chrono_bias,
@@ -67,6 +67,8 @@ from rnnlab.fast.fused_lstm import lstm_unroll
 from rnnlab.fast.loop import linear_steps
 from rnnlab.fast.torch_kernels import run_kernel
 from rnnlab.regularize.normalization import RecurrentBatchNorm, state_steps
+from rnnlab.sequences import reverse_padded
+from rnnlab.validation import check_positive
 
 KERNEL_STEPS = 8
 """From this many steps on, a weight-normalised LSTM (no other variant) runs torch's kernel."""
@@ -282,8 +284,6 @@ class LSTMCell(Cell):
         runs it (autograd goes through the normalisation). Over many steps that is faster than
         the fused path (oneDNN's whole-sequence LSTM on CPU); for a few steps it is slower (the
         kernel reorders its weights in every call), so only from KERNEL_STEPS steps on."""
-        from rnnlab.layers.unroll import reverse_padded
-
         weights = [self.weight_ih, self.weight_hh]
         if self.bias:
             weights += [self.bias_ih, self.bias_hh]

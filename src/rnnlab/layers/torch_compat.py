@@ -23,15 +23,16 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnlab import cells
-from rnnlab.cells.base import Cell, State, check_positive
+from rnnlab.cells.base import Cell
 from rnnlab.cells.lstm import LSTMState
 from rnnlab.errors import ConfigError
 from rnnlab.fast.torch_kernels import TorchState, run_kernel, run_kernel_packed
 from rnnlab.layers.bidirectional import Bidirectional
 from rnnlab.layers.stack import Stack
-from rnnlab.layers.unroll import Recurrent, check_lengths
+from rnnlab.layers.unroll import Recurrent
 from rnnlab.regularize.wrap import CELL_REGULARIZERS, innermost, wrap_cell, wrapper_depth
-from rnnlab.regularize.wrapper import check_probability
+from rnnlab.sequences import State, check_lengths
+from rnnlab.validation import check_positive, check_probability
 
 # Internal parameter paths and torch's names for them:
 #   stack.layers.1.cell.weight_ih                  <-> weight_ih_l1
