@@ -31,31 +31,20 @@ TIERS: list[tuple[str, ...]] = [
 # fails when one disappears, so this list only shrinks.
 _DISPATCH = "the cell dispatches to its own fast path (issue 24: Recurrent asks fast instead)"
 _TASK_OPTIONS = "a task-specific training option still in training (issue 24: typed task configs)"
-_NORM = "the normalisation of the cell equations lives in regularize; moves to cells"
 ALLOWED: dict[tuple[str, str], str] = {
     ("rnnlab.analysis.runs", "rnnlab.tasks.base"): "rebuilds a run's model through its task",
     ("rnnlab.cells.gru", "rnnlab.fast.fused_gru"): _DISPATCH,
     ("rnnlab.cells.gru", "rnnlab.fast.loop"): "linear_steps: the oneDNN input projection",
-    ("rnnlab.cells.gru", "rnnlab.regularize.normalization"): _NORM,
     ("rnnlab.cells.lstm", "rnnlab.fast.fused_lstm"): _DISPATCH,
     ("rnnlab.cells.lstm", "rnnlab.fast.loop"): "linear_steps: the oneDNN input projection",
     ("rnnlab.cells.lstm", "rnnlab.fast.torch_kernels"): _DISPATCH,
-    ("rnnlab.cells.lstm", "rnnlab.regularize.normalization"): _NORM,
     ("rnnlab.cells.scan", "rnnlab.fast.scan"): _DISPATCH,
-    ("rnnlab.fast.fused_gru", "rnnlab.regularize.normalization"): _NORM,
-    ("rnnlab.fast.fused_lstm", "rnnlab.regularize.normalization"): _NORM,
-    ("rnnlab.fast.native_sequence", "rnnlab.regularize.normalization"): _NORM,
-    ("rnnlab.fast.native_training", "rnnlab.regularize.normalization"): _NORM,
     ("rnnlab.tasks.base", "rnnlab.training.curriculum"): _TASK_OPTIONS,
     ("rnnlab.tasks.charlm", "rnnlab.training.curriculum"): _TASK_OPTIONS,
     ("rnnlab.tasks.charlm", "rnnlab.training.regularization"): _TASK_OPTIONS,
     ("rnnlab.tasks.names_generate", "rnnlab.training.scheduled_sampling"): _TASK_OPTIONS,
     ("rnnlab.tasks.synthetic", "rnnlab.training.curriculum"): _TASK_OPTIONS,
     ("rnnlab.tasks.wordlm", "rnnlab.training.curriculum"): _TASK_OPTIONS,
-}
-# Private names imported from another package, with the reason (the same rule: only shrinks).
-ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
-    ("rnnlab.regularize.normalization", "rnnlab.fast.onednn._tracing"): _NORM,
 }
 # Modules of the tasks package that a higher layer may import: the registry and the Task
 # interface (DESIGN.md: training "imports no task by name").
@@ -150,12 +139,10 @@ def private_imports() -> set[tuple[str, str]]:
 
 
 def test_no_private_name_crosses_a_package():
-    new = sorted(private_imports() - ALLOWED_PRIVATE.keys())
-    assert not new, "private names imported from another package:\n" + "\n".join(
-        f"  {importer} imports {name}" for importer, name in new
+    private = sorted(private_imports())
+    assert not private, "private names imported from another package:\n" + "\n".join(
+        f"  {importer} imports {name}" for importer, name in private
     )
-    gone = sorted(ALLOWED_PRIVATE.keys() - private_imports())
-    assert not gone, f"no longer imported: remove from ALLOWED_PRIVATE: {gone}"
 
 
 def test_no_task_imported_by_name_from_above():
