@@ -39,7 +39,7 @@ def unroll(
         if lengths is not None:
             valid = t < lengths
             state = state_batch_select(valid, new_state, state)
-            y = y * valid.unsqueeze(1).to(y.dtype)
+            y = y * valid.view(-1, *([1] * (y.dim() - 1))).to(y.dtype)
         else:
             state = new_state
         outputs[t] = y
