@@ -33,22 +33,23 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnlab import cells
-from rnnlab.cells.base import Cell, State, check_positive
+from rnnlab.cells.base import Cell
 from rnnlab.cells.elman import ElmanCell
 from rnnlab.cells.gru import GRUCell
 from rnnlab.cells.init import RECURRENT_INITS, init_uniform_, reset_weight_
 from rnnlab.cells.lstm import LSTMCell, LSTMState
+from rnnlab.cells.norm import RecurrentBatchNorm
 from rnnlab.errors import ConfigError
 from rnnlab.fast.torch_kernels import TorchState, run_kernel, run_kernel_packed
 from rnnlab.layers.bidirectional import Bidirectional
 from rnnlab.layers.stack import Stack
-from rnnlab.layers.unroll import Recurrent, check_lengths
-from rnnlab.regularize.normalization import RecurrentBatchNorm
+from rnnlab.layers.unroll import Recurrent
 from rnnlab.regularize.recurrent_dropout import RecurrentDropout
 from rnnlab.regularize.weight_drop import WeightDrop, _Step
 from rnnlab.regularize.wrap import CELL_REGULARIZERS, innermost, wrap_cell, wrapper_depth
-from rnnlab.regularize.wrapper import check_probability
 from rnnlab.regularize.zoneout import Zoneout
+from rnnlab.sequences import State, check_lengths
+from rnnlab.validation import check_positive, check_probability
 
 INITS = ("torch", *RECURRENT_INITS)
 """The drop-in layers' ``init``: torch.nn's, or the recurrent scheme of rnnlab's own cell init."""
