@@ -29,7 +29,6 @@ import torch
 
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.base import Task
-from rnnlab.tasks.forecast import ForecastTask
 from rnnlab.training.load import load_run
 
 
@@ -63,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = {"beam": args.beam} if args.beam is not None else {}
     task, model, _ = load_run(args.run, args.checkpoint, args.device, **overrides)
-    if isinstance(task, ForecastTask):
+    if hasattr(task, "forecast_end"):  # a forecasting task
         if args.inputs:
             raise ConfigError("a forecast run takes a series (--data FILE), not text inputs")
         return _forecast(task, model, args)
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _forecast(task: ForecastTask, model, args: argparse.Namespace) -> int:
+def _forecast(task: Task, model, args: argparse.Namespace) -> int:
     series, origin, forecast = task.forecast_end(model, args.data, args.future)
     out = Path(args.out or args.run)
     out.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ from rnnlab.layers.bidirectional import Bidirectional
 from rnnlab.layers.stack import Stack
 from rnnlab.layers.unroll import Recurrent
 from rnnlab.regularize.recurrent_dropout import RecurrentDropout
-from rnnlab.regularize.weight_drop import WeightDrop, _Step
+from rnnlab.regularize.weight_drop import WeightDrop, WeightDropStep
 from rnnlab.regularize.wrap import CELL_REGULARIZERS, innermost, wrap_cell, wrapper_depth
 from rnnlab.regularize.zoneout import Zoneout
 from rnnlab.sequences import State, check_lengths
@@ -872,7 +872,7 @@ SAFE_GLOBALS = [
     RecurrentBatchNorm,
     RecurrentDropout,
     WeightDrop,
-    _Step,  # WeightDrop's step module
+    WeightDropStep,  # WeightDrop's step module
     Zoneout,
 ]
 """Every class a pickled drop-in layer holds (its structures, cells, the variants' normalisations

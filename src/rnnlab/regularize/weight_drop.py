@@ -41,7 +41,7 @@ def _resolve(cell: Cell, name: str) -> str:
     return matches[0]
 
 
-class _Step(nn.Module):
+class WeightDropStep(nn.Module):
     """Calls ``cell.step`` as ``forward``, so that ``functional_call`` can run a step."""
 
     def __init__(self, cell: Cell) -> None:
@@ -60,7 +60,9 @@ class WeightDrop(CellWrapper):
         self.p = check_probability("weight_drop", p)
         self.weights = tuple(_resolve(inner, w) for w in weights)
         self._masked: dict[str, Tensor] | None = None
-        object.__setattr__(self, "_step_module", _Step(inner))  # not a submodule: no new names
+        object.__setattr__(
+            self, "_step_module", WeightDropStep(inner)
+        )  # not a submodule: no new names
 
     def begin_sequence(self, batch: int, device: torch.device, dtype: torch.dtype) -> None:
         super().begin_sequence(batch, device, dtype)
