@@ -128,14 +128,14 @@ def test_a_damaged_checkpoint_file_is_one_line_naming_it(run, capsys, name):
         assert "does not match its SHA-256" in one_error_line(capsys)
 
 
-def test_a_dangling_last_falls_back_to_best_with_a_warning(run, capsys):
+def test_a_dangling_last_falls_back_to_the_newest_finite_one_with_a_warning(run, capsys):
     root = run / "checkpoints"
     (root / "last").unlink()
     (root / "last").symlink_to("step-9999999")
     assert main(["eval", "--run", str(run), "--checkpoint", "last"]) == 0
     err = capsys.readouterr().err
     assert "warning: checkpoint 'last'" in err and "a dangling link" in err
-    assert "using 'best'" in err
+    assert "using 'finite'" in err  # the newest checkpoint saved outside a non-finite stretch
 
 
 def test_checkpoint_files_are_world_readable_like_the_rest(run):
