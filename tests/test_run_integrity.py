@@ -3,7 +3,9 @@ checksummed checkpoints with fallback, non-finite settings and failed starts."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from rnnlab import tasks
 from rnnlab.cli.main import main
 from rnnlab.training.run_lock import RunLock
 
@@ -39,7 +42,8 @@ def run(tmp_path: Path, text_file: Path, capsys) -> Path:
 
 
 def one_error_line(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.strip().splitlines() if line]
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    err = [line for line in lines if line.strip() and "%|" not in line]  # not the progress bar
     assert len(err) == 1 and err[0].startswith("rnnlab: error:"), err
     return err[0]
 
@@ -164,3 +168,164 @@ def test_a_non_finite_value_in_a_config_file_is_refused(tmp_path, text_file, cap
 def test_resume_refuses_another_out(run, tmp_path, capsys):
     assert main(["train", "--resume", str(run), "--out", str(tmp_path / "other")]) == 2
     assert "--resume continues" in one_error_line(capsys)
+
+
+def strict_json(line: str) -> dict:
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def records_of(run: Path) -> list[dict]:
+    return [strict_json(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_sigkill_then_resume_logs_every_step_once(tmp_path, text_file):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "rnnlab", "train", "--data", str(text_file), *TINY,
+         "--max-steps", "100000", "--eval-every", "20", "--log-every", "1", "--out", str(out)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # a checkpoint after step 0, then steps logged beyond it
+            assert first.poll() is None and time.monotonic() < deadline
+            last = out / "checkpoints" / "last" / "meta.json"
+            saved = json.loads(last.read_text())["step"] if last.exists() else 0
+            logged = (out / "metrics.jsonl").read_text().count('"train"') if saved else 0
+            if saved and logged > saved + 3:
+                break
+            time.sleep(0.1)
+        first.kill()
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    saved = json.loads((out / "checkpoints" / "last" / "meta.json").read_text())["step"]
+    assert max(r["step"] for r in records_of(out)) > saved  # steps the checkpoint lacks
+    assert main(["train", "--resume", str(out), "--max-steps", str(saved + 25)]) == 0
+    for split in ("train", "valid"):
+        steps = [r["step"] for r in records_of(out) if r["split"] == split]
+        assert steps == sorted(set(steps)), split  # strictly increasing: no step twice
+    assert [r["step"] for r in records_of(out) if r["split"] == "train"][-1] == saved + 25
+
+
+def evaluate_as(monkeypatch, values):
+    """Make charlm's validation loss follow ``values`` (the last one repeats)."""
+    charlm = tasks.get("charlm")
+    original = charlm.evaluate
+    calls = []
+
+    def evaluate(self, model, split):
+        metrics = original(self, model, split)
+        calls.append(split)
+        value = values[min(len(calls), len(values)) - 1]
+        return {**metrics, "loss": value, "bpc": value / math.log(2)}
+
+    monkeypatch.setattr(charlm, "evaluate", evaluate)
+
+
+def test_a_non_finite_validation_is_never_best_nor_written_as_infinity(
+    tmp_path, text_file, capsys, monkeypatch
+):
+    evaluate_as(monkeypatch, [3.0, math.inf, math.nan, 4.0])
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(text_file), *TINY, *SHORT, "--max-steps", "12",
+                 "--out", str(out)]) == 0  # fmt: skip
+    shown = capsys.readouterr().out
+    assert "step 3 | valid" in shown and "step 6 | valid loss inf" in shown
+    validations = [
+        line for line in shown.splitlines() if line.startswith("step ") and "valid" in line
+    ]
+    assert [line.endswith("| best") for line in validations] == [
+        True, False, False, False
+    ]  # fmt: skip
+    best = json.loads((out / "checkpoints" / "best" / "meta.json").read_text())
+    assert best["step"] == 3 and best["loss"] == 3.0 and best["finite"] is True
+    valid = [r for r in records_of(out) if r["split"] == "valid"]  # strict JSON throughout
+    assert [r["loss"] for r in valid] == [3.0, None, None, 4.0]
+    assert main(["plot", "--run", str(out)]) == 0  # the reader takes null as a gap
+
+
+def test_a_run_whose_validation_is_never_finite_ends_with_one_line(
+    tmp_path, text_file, capsys, monkeypatch
+):
+    evaluate_as(monkeypatch, [math.nan])
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(text_file), *TINY, *SHORT, "--max-steps", "6",
+                 "--out", str(out)]) == 2  # fmt: skip
+    line = one_error_line(capsys)
+    assert "every validation of" in line and "was non-finite (valid loss nan)" in line
+    assert not (out / "checkpoints" / "best").exists()
+    assert json.loads((out / "checkpoints" / "last" / "meta.json").read_text())["finite"] is False
+
+
+def test_plot_reads_an_older_log_with_infinity(run, capsys):
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 7, "split": "valid", "loss": Infinity, "bpc": NaN}\n')
+    assert main(["plot", "--run", str(run)]) == 0
+    assert "valid bpc" in capsys.readouterr().out
+
+
+def rewrite(checkpoint: Path, name: str, write) -> None:
+    """Replace ``checkpoint/name`` through ``write(path)`` and record its new SHA-256, as if
+    rnnlab had written it."""
+    from rnnlab.training.checkpoint import file_sha256
+
+    checkpoint = checkpoint.resolve()
+    write(checkpoint / name)
+    meta = json.loads((checkpoint / "meta.json").read_text())
+    meta["sha256"][name] = file_sha256(checkpoint / name)
+    (checkpoint / "meta.json").write_text(json.dumps(meta))
+
+
+def test_sampling_from_non_finite_weights_is_one_line(run, capsys):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    def poison(path):
+        weights = load_file(str(path))
+        first = sorted(weights)[0]
+        weights[first] = torch.full_like(weights[first], math.nan)
+        save_file(weights, str(path))
+
+    for tag in ("best", "last"):
+        rewrite(run / "checkpoints" / tag, "model.safetensors", poison)
+    assert main(["sample", "--run", str(run), "--length", "5"]) == 2
+    line = one_error_line(capsys)
+    assert "hold nan or inf" in line and "the run diverged" in line
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("pickle", "holds Python objects beyond tensors and plain values"),
+        ("empty", "it is empty"),
+        ("torn", "not a training state rnnlab wrote"),
+        ("list", "not a dictionary"),
+        ("foreign", "does not fit this run (KeyError"),
+    ],
+)
+def test_a_state_pt_rnnlab_did_not_write_is_one_line(run, capsys, content, reason):
+    import torch
+
+    def write(path):
+        whole = path.read_bytes()
+        if content == "pickle":
+            torch.save({"optimizer": argparse.Namespace(lr=1)}, path)  # needs code to unpickle
+        elif content == "empty":
+            path.write_bytes(b"")
+        elif content == "torn":
+            path.write_bytes(whole[: len(whole) // 2])
+        else:
+            torch.save([1, 2] if content == "list" else {"optimizer": {}}, path)
+
+    rewrite(run / "checkpoints" / "last", "state.pt", write)
+    assert main(["train", "--resume", str(run), "--max-steps", "9"]) == 2
+    line = one_error_line(capsys)
+    assert reason in line and "weights_only" not in line and "\x1b" not in line
+    assert main(["train", "--resume", str(run), "--max-steps", "9"]) == 2  # the lock was freed
+    assert "being written" not in one_error_line(capsys)
