@@ -329,3 +329,31 @@ def test_a_state_pt_rnnlab_did_not_write_is_one_line(run, capsys, content, reaso
     assert reason in line and "weights_only" not in line and "\x1b" not in line
     assert main(["train", "--resume", str(run), "--max-steps", "9"]) == 2  # the lock was freed
     assert "being written" not in one_error_line(capsys)
+
+
+def test_a_roll_back_skips_the_checkpoints_saved_inside_the_bad_stretch(tmp_path, text_file):
+    import io
+
+    from rnnlab.training import Trainer, make_config
+
+    class FailingCharLM(tasks.get("charlm")):
+        calls = 0
+
+        def loss(self, model, batch, state):
+            loss, new_state, metrics = super().loss(model, batch, state)
+            FailingCharLM.calls += 1
+            return (
+                loss * (math.nan if FailingCharLM.calls in (6, 7, 8) else 1.0),
+                new_state,
+                metrics,
+            )
+
+    config = make_config("charlm", data=str(text_file), hidden=10, embed=4, seq_len=8,
+                         batch_size=4, eval_every=1, sample_every=1000, max_steps=12,
+                         recovery_patience=3)  # fmt: skip
+    out = io.StringIO()
+    trainer = Trainer(FailingCharLM(config), config, tmp_path / "r", out=out, progress=False)
+    trainer.fit()
+    # steps 6 and 7 were checkpointed (as `last`) while their losses were nan: not returned to
+    assert "rolled back to step 5 " in out.getvalue()
+    assert trainer.step == 12 and trainer.guard.rollbacks == 1
