@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -357,3 +358,69 @@ def test_a_roll_back_skips_the_checkpoints_saved_inside_the_bad_stretch(tmp_path
     # steps 6 and 7 were checkpointed (as `last`) while their losses were nan: not returned to
     assert "rolled back to step 5 " in out.getvalue()
     assert trainer.step == 12 and trainer.guard.rollbacks == 1
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 256 KiB tmpfs at ``tmp_path/mnt`` (root can write anywhere else, whatever the mode);
+    skipped where mounting is not permitted."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs (chmod does not stop root, so root is tested)")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "--lazy", str(mount)], check=True)
+
+
+def remount_read_only(mount: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+
+
+def snapshot(run: Path) -> dict[str, bytes]:
+    root = run / "checkpoints"
+    last = (root / "last").resolve()
+    files = {name: (last / name).read_bytes() for name in ("model.safetensors", "state.pt")}
+    return {"link": os.readlink(root / "last").encode(), **files}
+
+
+def test_a_new_run_into_a_read_only_folder_is_one_line(tmpfs, text_file, capsys):
+    remount_read_only(tmpfs)
+    for out in (tmpfs, tmpfs / "run"):  # the folder itself (empty) and one to be made in it
+        assert main(["train", "--data", str(text_file), *TINY, "--out", str(out)]) == 2
+        assert "Read-only file system; free space or fix permissions" in one_error_line(capsys)
+
+
+def test_resuming_in_a_read_only_folder_is_one_line(run, tmpfs, capsys):
+    shutil.copytree(run, tmpfs / "run", symlinks=True)
+    before = snapshot(tmpfs / "run")
+    remount_read_only(tmpfs)
+    assert main(["train", "--resume", str(tmpfs / "run"), "--max-steps", "9"]) == 2
+    assert "Read-only file system" in one_error_line(capsys)
+    assert snapshot(tmpfs / "run") == before
+    assert main(["eval", "--run", str(tmpfs / "run")]) == 0  # reading needs no write
+
+
+def test_a_full_disk_during_a_checkpoint_write_is_one_line(run, tmpfs, capsys):
+    shutil.copytree(run, tmpfs / "run", symlinks=True)
+    before = snapshot(tmpfs / "run")
+    filler = os.open(tmpfs / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # fill the disk, then leave 8 KiB: less than a checkpoint
+        while os.write(filler, b"\0" * 4096):
+            pass
+    except OSError:
+        os.ftruncate(filler, os.fstat(filler).st_size - 8192)
+    finally:
+        os.close(filler)
+    assert main(["train", "--resume", str(tmpfs / "run"), "--max-steps", "9"]) == 2
+    line = one_error_line(capsys)
+    assert "No space left on device; free space or fix permissions" in line
+    assert "checkpoints" in line  # the checkpoint's write failed, not an earlier one
+    assert snapshot(tmpfs / "run") == before  # the good checkpoint untouched
+    leftovers = [p.name for p in (tmpfs / "run" / "checkpoints").iterdir() if p.name[0] == "."]
+    assert leftovers == []
+    (tmpfs / "filler").unlink()
+    assert main(["train", "--resume", str(tmpfs / "run"), "--max-steps", "9"]) == 0

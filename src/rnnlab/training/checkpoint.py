@@ -28,6 +28,7 @@ warning.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -39,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from rnnlab.errors import CheckpointError
@@ -108,8 +110,11 @@ def save_checkpoint(
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{name}-"))
         try:
             weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-            save_file(weights, str(tmp / "model.safetensors"))
-            torch.save(state, tmp / "state.pt")
+            # serialized in memory, written by Python: a full disk is an OSError naming the file
+            _write_bytes(tmp / "model.safetensors", safetensors_bytes(weights))
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            _write_bytes(tmp / "state.pt", buffer.getbuffer())
             sha256 = {file: file_sha256(tmp / file) for file in FILES}
             write_json_atomic(tmp / "meta.json", {"step": step, **meta, "sha256": sha256})
             for file in FILES:
@@ -131,6 +136,16 @@ def save_checkpoint(
                 link_tmp.unlink()
     _remove_unlinked(root)
     return final
+
+
+def _write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path``; an ``OSError`` (a full disk) names the file."""
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 def _remove_unlinked(root: Path) -> None:
