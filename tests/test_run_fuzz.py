@@ -181,7 +181,7 @@ def edit_json(path: Path, data: bytes, how: str, argument) -> None:
 
 
 @settings(
-    max_examples=12,
+    max_examples=10,
     deadline=None,
     derandomize=True,  # the same examples every run: a failure is reproducible
     suppress_health_check=[HealthCheck.too_slow],
@@ -195,13 +195,10 @@ def test_damaged_run_files_are_one_line_never_a_traceback(made_run, mutation, re
             assert_clean(argv, *check(argv))
 
 
-@pytest.mark.parametrize(
-    "file, content",
-    [("checkpoints/last/state.pt", b"\x80\x02}q\x00."), ("config.json", b"\xff\xfe{")],
-)
-def test_a_real_process_meets_damaged_files_with_one_line(made_run, tmp_path, file, content):
+def test_a_real_process_meets_damaged_files_with_one_line(made_run, tmp_path):
     run = copy_run(made_run, tmp_path)
-    (run / file).write_bytes(content)
+    (run / "checkpoints/last/state.pt").write_bytes(b"\x80\x02}q\x00.")  # a bare pickle
+    (run / "vocab.json").write_bytes(b"\xff\xfe{")  # not UTF-8
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     for argv in (["train", "--resume", str(run), "--max-steps", "8"], ["eval", "--run", str(run)]):
         done = subprocess.run(
