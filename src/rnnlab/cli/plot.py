@@ -12,12 +12,11 @@ gradient norms (global and per layer, log scale).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 from rnnlab.errors import CheckpointError
-from rnnlab.training import checkpoint
+from rnnlab.training import checkpoint, metrics_log
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,15 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """The records of ``run_dir``'s log (``metrics_log.read_records``: a non-finite value is
+    ``nan``, a line cut short by a killed process is left out)."""
     path = run_dir / checkpoint.METRICS
     if not path.is_file():
         raise CheckpointError(f"{run_dir} has no {checkpoint.METRICS}; pass a run directory")
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a killed process
-            continue
+    records = metrics_log.read_records(path)
     if not records:
         raise CheckpointError(f"{path} is empty; train for at least --log-every steps first")
     return records
@@ -45,9 +41,16 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def _series(records: list[dict], split: str, key: str) -> tuple[list[int], list[float]]:
     """``(steps, values)`` of ``key`` in ``split``'s records; a resumed run's later lines
     replace the earlier ones of the same step."""
-    by_step = {r["step"]: r[key] for r in records if r.get("split") == split and key in r}
+    by_step = {r["step"]: _number(r[key]) for r in records if r.get("split") == split and key in r}
     steps = sorted(by_step)
     return steps, [by_step[s] for s in steps]
+
+
+def _number(value) -> float:
+    """A logged value as a float (``nan``, a gap in the curve, when it is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
 
 
 def plot_metrics(records: list[dict], out: Path, title: str) -> list[str]:

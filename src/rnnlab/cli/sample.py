@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from rnnlab.errors import ConfigError
+from rnnlab.errors import CheckpointError, ConfigError
+from rnnlab.training import checkpoint
 from rnnlab.training.load import load_run
 
 
@@ -30,6 +31,13 @@ def run(args: argparse.Namespace) -> int:
     if args.length <= 0:
         raise ConfigError(f"--length must be positive, got {args.length}")
     task, model, _ = load_run(args.run, args.checkpoint, args.device)
+    broken = checkpoint.non_finite_weights(model)
+    if broken is not None:
+        raise CheckpointError(
+            f"the weights of {args.run} hold nan or inf (first in {broken}): the run diverged "
+            "before this checkpoint; sample another (--checkpoint best) or train again with a "
+            "smaller --lr"
+        )
     if not task.can_sample:
         raise ConfigError(f"task {task.name!r} cannot generate samples")
     text = task.sample(

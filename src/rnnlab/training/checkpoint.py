@@ -11,22 +11,28 @@ Layout::
           model.safetensors    the weights (safetensors: no code runs when loading)
           state.pt             optimizer, schedule, RNG states, data position, carried hidden
                                state, counters; loaded with torch.load(weights_only=True)
-          meta.json            step, validation metrics and the SHA-256 of the two files above
+          meta.json            step, validation metrics, whether they and the step's loss were
+                               finite, and the SHA-256 of the two files above
         last -> step-000500    symbolic links, replaced atomically
-        best -> step-000500
+        best -> step-000500    the best finite validation
+        finite -> step-000500  the newest saved outside a non-finite stretch (roll-backs)
 
 A checkpoint is written into a temporary directory and renamed into place, then the ``last`` /
 ``best`` link is replaced with ``os.replace`` (atomic on POSIX). A crash at any moment leaves the
 previous checkpoint intact; directories no link points to are deleted afterwards (only by the
 process that holds the run's lock, :mod:`rnnlab.training.run_lock`). Loading verifies each file
-against its recorded SHA-256; a damaged ``last`` falls back to ``best`` with a warning.
+against its recorded SHA-256; a damaged ``last`` falls back to ``finite``, then ``best``, with a
+warning.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import pickle
+import re
 import shutil
 import sys
 import tempfile
@@ -34,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from rnnlab.errors import CheckpointError
@@ -43,7 +50,9 @@ from rnnlab.jsonfile import read_json
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
-TAGS = ("last", "best")
+TAGS = ("last", "best", "finite")
+FALLBACKS = {"last": ("finite", "best"), "finite": ("best", "last"), "best": ()}
+"""The checkpoints that stand in, in order, for a damaged or missing one."""
 FILES = ("model.safetensors", "state.pt")
 """The checkpoint files whose SHA-256 its ``meta.json`` records."""
 
@@ -51,11 +60,15 @@ FILES = ("model.safetensors", "state.pt")
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(handle, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:  # a full disk leaves no partial file behind
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def is_run(run_dir: Path) -> bool:
@@ -97,8 +110,11 @@ def save_checkpoint(
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{name}-"))
         try:
             weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-            save_file(weights, str(tmp / "model.safetensors"))
-            torch.save(state, tmp / "state.pt")
+            # serialized in memory, written by Python: a full disk is an OSError naming the file
+            _write_bytes(tmp / "model.safetensors", safetensors_bytes(weights))
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            _write_bytes(tmp / "state.pt", buffer.getbuffer())
             sha256 = {file: file_sha256(tmp / file) for file in FILES}
             write_json_atomic(tmp / "meta.json", {"step": step, **meta, "sha256": sha256})
             for file in FILES:
@@ -112,10 +128,24 @@ def save_checkpoint(
         link_tmp = root / f".{tag}.{os.getpid()}"
         if link_tmp.is_symlink() or link_tmp.exists():
             link_tmp.unlink()
-        link_tmp.symlink_to(name)
-        os.replace(link_tmp, root / tag)
+        try:
+            link_tmp.symlink_to(name)
+            os.replace(link_tmp, root / tag)
+        finally:
+            if link_tmp.is_symlink():
+                link_tmp.unlink()
     _remove_unlinked(root)
     return final
+
+
+def _write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path``; an ``OSError`` (a full disk) names the file."""
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 def _remove_unlinked(root: Path) -> None:
@@ -156,10 +186,11 @@ def damage(path: Path) -> str | None:
 
 
 def checkpoint_dir(run_dir: Path, tag: str = "last") -> Path:
-    """The intact checkpoint ``tag`` of ``run_dir``; a damaged ``last`` falls back to ``best``
-    with a warning on stderr; no intact one is a ``CheckpointError`` naming the damage."""
+    """The intact checkpoint ``tag`` of ``run_dir``; a damaged one falls back to its
+    :data:`FALLBACKS` with a warning on stderr; no intact one is a ``CheckpointError`` naming the
+    damage."""
     root = run_dir / CHECKPOINTS
-    candidates = [tag] + [t for t in TAGS if t != tag and tag == "last"]
+    candidates = [tag, *FALLBACKS[tag]]
     reasons = []
     for candidate in candidates:
         path = root / candidate
@@ -203,9 +234,30 @@ def load_state(path: Path) -> dict[str, Any]:
     """The training state of a checkpoint (``torch.load(weights_only=True)``)."""
     file = path / "state.pt"
     try:
-        return torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors come in many types
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise CheckpointError(
-            f"cannot read {file}: it is not a training state rnnlab wrote ({first})"
-        ) from None
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's text suggests weights_only=False: never do that
+        why = "it holds Python objects beyond tensors and plain values, which are never loaded"
+        raise CheckpointError(f"{file} is not a training state rnnlab wrote: {why}") from None
+    except Exception as error:  # a torn or foreign file fails in many types
+        empty = file.is_file() and file.stat().st_size == 0
+        why = "it is empty" if empty else first_sentence(error)
+        raise CheckpointError(f"{file} is not a training state rnnlab wrote: {why}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{file} is not a training state rnnlab wrote: not a dictionary")
+    return state
+
+
+def non_finite_weights(model: nn.Module) -> str | None:
+    """The name of the first parameter or buffer of ``model`` holding a ``nan`` or ``inf``, or
+    ``None`` when every value is finite."""
+    for name, value in model.state_dict().items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return name
+    return None
+
+
+def first_sentence(error: Exception) -> str:
+    """The first sentence of ``error``'s message without terminal escapes (its type when
+    empty)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(error).__name__

@@ -23,7 +23,6 @@ and a run of 20 steps resumed for 20 more end with identical weights.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import shutil
@@ -40,11 +39,11 @@ from tqdm import tqdm
 
 from rnnlab.analysis.dynamics import model_spectral_stats
 from rnnlab.analysis.gradients import GradFlowLogger
-from rnnlab.errors import ConfigError, DataError
+from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.tasks.base import Task
-from rnnlab.training import checkpoint, distributed
+from rnnlab.training import checkpoint, distributed, metrics_log
 from rnnlab.training.gradients import GradientMonitor
-from rnnlab.training.recovery import NonFiniteGuard
+from rnnlab.training.recovery import NonFiniteGuard, TrainingDiverged
 from rnnlab.training.regularization import after_update, weight_noise
 from rnnlab.training.run_lock import LOCK, RunLock
 from rnnlab.training.schedules import lr_factor
@@ -181,9 +180,16 @@ class Trainer:
             else None
         )
         if resume:
-            self._restore(checkpoint.checkpoint_dir(self.run_dir, "last"))
-            if self.dist.is_main:
-                checkpoint.write_json_atomic(self.run_dir / checkpoint.CONFIG, vars(self.config))
+            try:
+                self._restore(checkpoint.checkpoint_dir(self.run_dir, "last"))
+                if self.dist.is_main:
+                    path = self.run_dir / checkpoint.CONFIG
+                    checkpoint.write_json_atomic(path, vars(self.config))
+                    # the steps logged after the checkpoint are trained again: log them once
+                    metrics_log.truncate(self.run_dir / checkpoint.METRICS, self.step)
+            except BaseException:
+                self._release_lock()
+                raise
         else:
             self._start_run()
 
@@ -222,6 +228,9 @@ class Trainer:
                 if self._run_epoch(bar, batches):
                     self.epoch, self.batch_in_epoch, self.carried = self.epoch + 1, 0, None
                 batches = self.task.train_batches(self.epoch, self.batch_in_epoch)
+        except BaseException:
+            self._release_lock()
+            raise
         finally:
             for signum, previous in previous_handlers.items():
                 signal.signal(signum, previous)
@@ -229,8 +238,11 @@ class Trainer:
         try:
             return self._finish()
         finally:
-            if self.lock is not None:
-                self.lock.release()
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     def _finish(self) -> dict[str, float]:
         """Save or validate at the end of :meth:`fit`, print the summary."""
@@ -247,10 +259,16 @@ class Trainer:
             return last_eval
         if not last_eval or last_eval.get("step") != self.step:
             last_eval = self._validate(None)
+        self._close_logs()
+        if self.best is None:  # no validation was ever finite: the model diverged
+            value = last_eval.get(self.task.metric, math.nan)
+            raise TrainingDiverged(
+                f"every validation of {self.run_dir} was non-finite (valid {self.task.metric} "
+                f"{value}); the model diverged: start again with a smaller --lr or --clip-norm 1"
+            )
         if self.step % self.config.sample_every != 0:
             self._print_sample(None)
         self._print(self._summary(last_eval))
-        self._close_logs()
         return last_eval
 
     def _run_epoch(self, bar: tqdm, batches: Iterator[Any]) -> bool:
@@ -406,8 +424,9 @@ class Trainer:
         with torch.no_grad():
             metrics = self.task.evaluate(self.model, "valid")
         value = metrics[self.task.metric]
-        better = self.best is None or (
-            value < self.best if self.task.metric_mode == "min" else value > self.best
+        better = math.isfinite(value) and (  # a non-finite validation is never the best
+            self.best is None
+            or (value < self.best if self.task.metric_mode == "min" else value > self.best)
         )
         if better:
             self.best = value
@@ -487,16 +506,32 @@ class Trainer:
         return self.elapsed if self.started is None else time.monotonic() - self.started
 
     def _save(self, tags: tuple[str, ...], metrics: dict[str, float] | None = None) -> None:
+        """Save checkpoint ``tags``; also ``finite`` (where a roll-back returns to) when the
+        step's loss and its validation metrics, if any, are finite."""
         state = self._training_state()  # a collective when distributed: every rank takes part
+        metrics = metrics or {}
+        finite = self.guard.consecutive == 0 and all(_is_finite(v) for v in metrics.values())
         if self.dist.is_main:
             checkpoint.save_checkpoint(
-                self.run_dir, self.step, self.model, state, metrics or {}, tags
+                self.run_dir,
+                self.step,
+                self.model,
+                state,
+                {**metrics, "finite": finite},
+                tags + (("finite",) if finite else ()),
             )
         distributed.barrier(self.dist)  # no rank reads a checkpoint before it is complete
 
     def _restore(self, path: Path, keep_counters: bool = False) -> None:
         checkpoint.load_weights(self.model, path)
         state = checkpoint.load_state(path)
+        try:
+            self._load_training_state(state, keep_counters)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            why = f"{type(error).__name__}: {checkpoint.first_sentence(error)}"
+            raise CheckpointError(f"{path / 'state.pt'} does not fit this run ({why})") from None
+
+    def _load_training_state(self, state: dict[str, Any], keep_counters: bool) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         position = state["position"]
         self.step, self.epoch = position["step"], position["epoch"]
@@ -519,9 +554,10 @@ class Trainer:
         random.setstate(_to_tuples(state["rng"]["python"]))
 
     def _roll_back(self) -> None:
-        """Return to the ``last`` checkpoint with a lower learning rate."""
+        """Return to the newest checkpoint saved outside a non-finite stretch (``finite``) with
+        a lower learning rate."""
         self.lr_scale *= self.guard.rolled_back()
-        self._restore(checkpoint.checkpoint_dir(self.run_dir, "last"), keep_counters=True)
+        self._restore(checkpoint.checkpoint_dir(self.run_dir, "finite"), keep_counters=True)
         self._print(
             f"rolled back to step {self.step} with learning rate x{self.lr_scale:g} "
             f"(roll-back {self.guard.rollbacks})"
@@ -539,8 +575,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         record = {"step": self.step, "epoch": self.epoch, "time": self._elapsed_now(), **record}
-        with open(self.run_dir / checkpoint.METRICS, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        metrics_log.append(self.run_dir / checkpoint.METRICS, record)
         if self.tensorboard is not None:
             self.tensorboard.write(record)
 
@@ -576,6 +611,10 @@ class _Window:
 
     def mean(self, key: str) -> float:
         return self.sums.get(key, math.nan) / max(self.counts.get(key, 0), 1)
+
+
+def _is_finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def _to_lists(value: Any) -> Any:
