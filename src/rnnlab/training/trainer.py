@@ -313,6 +313,7 @@ class Trainer:
                     self._print(f"step {self.step}: warning: {warning}", bar)
             if self.step % self.config.eval_every == 0:
                 self.last_eval = self._validate(bar)
+                spent = spent or self.stop_requested  # on_validate asked to stop here
             if self.step % self.config.sample_every == 0:
                 self._print_sample(bar)
             if spent:
