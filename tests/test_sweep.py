@@ -202,3 +202,33 @@ def test_momentum_and_input_noise_settings(tmp_path):
     assert torch.equal(model.eval()(x), x)
     with pytest.raises(ConfigError, match="real-valued inputs"):
         model.train()(torch.zeros(3, dtype=torch.long))
+
+
+def test_a_stopped_trial_is_resumed_by_the_next_session(tmp_path):
+    """SIGTERM saves the trial and ends the sweep with 128 + 15; the next session resumes it."""
+    path, out = sweep_file(tmp_path, 1, "minutes_per_trial: 0.08"), tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "rnnlab", "sweep", str(path), "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    log = out / "trials" / "0000.log"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and "model:" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait() == 128 + signal.SIGTERM
+    assert main(["sweep", str(path), "--out", str(out)]) == 0
+    study = open_study(load_spec(path), out, create=False)
+    stopped, resumed = study.get_trials()
+    assert stopped.state.name == "FAIL" and stopped.user_attrs["interrupted"]
+    assert resumed.state.name == "COMPLETE" and resumed.user_attrs["resumes"] == 0
+    assert resumed.user_attrs["run_dir"] == str(out / "trials" / "0000")
+
+
+def test_without_optuna_the_command_names_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    assert main(["sweep", str(sweep_file(tmp_path, 1))]) == 2
+    assert "pip install 'rnnlab[sweep]'" in capsys.readouterr().err

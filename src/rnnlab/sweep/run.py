@@ -48,7 +48,7 @@ def require_optuna():
     """The ``optuna`` module, or a one-line ``ConfigError`` naming the extra."""
     try:
         import optuna
-    except ModuleNotFoundError:
+    except ImportError:
         raise ConfigError(
             "rnnlab sweep needs Optuna: pip install 'rnnlab[sweep]' (optuna, scikit-learn)"
         ) from None

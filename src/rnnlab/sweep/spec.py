@@ -84,23 +84,25 @@ def _parse(path: Path) -> Any:
     except UnicodeDecodeError:
         raise ConfigError(f"sweep file {path} is not UTF-8 text: save it as UTF-8") from None
     suffix = path.suffix.lower()
-    try:
-        if suffix in (".yaml", ".yml"):
-            import yaml
+    if suffix in (".yaml", ".yml"):
+        import yaml
 
-            return yaml.safe_load(text)
-        if suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python < 3.11
-                import tomli as tomllib
-            return tomllib.loads(text)
-        if suffix == ".json":
-            return json.loads(text)
-    except Exception as error:  # the parsers' own error classes
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        parse, errors = yaml.safe_load, yaml.YAMLError
+    elif suffix == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python < 3.11
+            import tomli as tomllib
+        parse, errors = tomllib.loads, tomllib.TOMLDecodeError
+    elif suffix == ".json":
+        parse, errors = json.loads, json.JSONDecodeError
+    else:
+        raise ConfigError(f"sweep file {path} must end in .yaml, .yml, .toml or .json")
+    try:
+        return parse(text)
+    except errors as error:
+        first = str(error).splitlines()[0]
         raise ConfigError(f"sweep file {path} cannot be read: {first}") from None
-    raise ConfigError(f"sweep file {path} must end in .yaml, .yml, .toml or .json")
 
 
 def known_settings(task: str) -> dict[str, Any]:
