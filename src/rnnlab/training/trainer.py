@@ -29,7 +29,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -62,21 +62,40 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_optimizer(name: str, parameters, lr: float) -> torch.optim.Optimizer:
+def build_optimizer(
+    name: str, parameters, lr: float, momentum: float | None = None
+) -> torch.optim.Optimizer:
     """``adam | adamw | sgd | rmsprop | adagrad`` with torch's defaults otherwise (sgd: momentum
-    0.9; adamw: weight decay 0.01)."""
+    0.9 unless ``momentum`` is given; adamw: weight decay 0.01)."""
     parameters = list(parameters)
+    if momentum is not None and name != "sgd":
+        raise ConfigError(f"momentum is a setting of sgd, not {name}; drop it or use sgd")
     if name == "adam":
         return torch.optim.Adam(parameters, lr=lr)
     if name == "adamw":
         return torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01)
     if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=0.9)
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9 if momentum is None else momentum)
     if name == "rmsprop":
         return torch.optim.RMSprop(parameters, lr=lr)
     if name == "adagrad":
         return torch.optim.Adagrad(parameters, lr=lr)
     raise ConfigError(f"unknown optimizer {name!r}; choose adam, adamw, sgd, rmsprop or adagrad")
+
+
+def add_input_noise(model: torch.nn.Module, sigma: float) -> None:
+    """In training mode, N(0, sigma^2) added to the model's (real-valued) input on every call
+    (Greff et al.'s input noise); evaluation sees the clean input."""
+
+    def hook(module, args):
+        if not module.training or not args:
+            return None
+        x = args[0]
+        if not (isinstance(x, Tensor) and x.is_floating_point()):
+            raise ConfigError("input_noise needs real-valued inputs; this task feeds tokens")
+        return (x + sigma * torch.randn_like(x), *args[1:])
+
+    model.register_forward_pre_hook(hook)
 
 
 def detach_state(state: Any) -> Any:
@@ -117,6 +136,10 @@ class Trainer:
         resume: continue the run in ``run_dir`` from its ``last`` checkpoint.
         out: where progress lines and samples go (stdout).
         progress: show the tqdm progress bar (on stderr).
+        on_validate: called with the step and the metrics after every validation; a true
+            return stops the run after that step, saved as by Ctrl-C (sweeps prune with it).
+
+    ``config.momentum`` (sgd) and ``config.input_noise`` (sigma) are read when present.
     """
 
     def __init__(
@@ -127,6 +150,7 @@ class Trainer:
         resume: bool = False,
         out: TextIO | None = None,
         progress: bool = True,
+        on_validate: Callable[[int, dict[str, float]], bool] | None = None,
     ):
         if getattr(task, "closed_form", False):
             raise ConfigError(
@@ -135,6 +159,7 @@ class Trainer:
             )
         self.task, self.config, self.run_dir = task, config, Path(run_dir)
         self.out = out or sys.stdout
+        self.on_validate = on_validate
         self.curriculum = task.curriculum  # the task reads its length, the trainer advances it
         if getattr(config, "curriculum", None) and self.curriculum is None:
             raise ConfigError(
@@ -149,12 +174,16 @@ class Trainer:
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         self.model = task.build_model().to(self.device)
+        if getattr(config, "input_noise", 0.0):
+            add_input_noise(self.model, config.input_noise)
         self.loss_module = distributed.wrap(task, self.model, self.device, self.dist)
         every = getattr(config, "log_grad_flow", None)
         # gradient-flow probes write files: rank 0 only (its own backward, no collectives)
         probe = every and self.dist.is_main
         self.grad_flow = GradFlowLogger(every, self.run_dir) if probe else None
-        self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
+        self.optimizer = build_optimizer(
+            config.optimizer, self.model.parameters(), config.lr, getattr(config, "momentum", None)
+        )
         self.guard = NonFiniteGuard(patience=config.recovery_patience)
         self.gradients = GradientMonitor(
             self.model, config.clip_norm, config.clip_value, getattr(config, "clip_target", 0.05)
@@ -302,6 +331,7 @@ class Trainer:
                     self._print(f"step {self.step}: warning: {warning}", bar)
             if self.step % self.config.eval_every == 0:
                 self.last_eval = self._validate(bar)
+                spent = spent or self.stop_requested  # on_validate asked to stop here
             if self.step % self.config.sample_every == 0:
                 self._print_sample(bar)
             if spent:
@@ -446,6 +476,8 @@ class Trainer:
         self._print(f"step {self.step} | valid {shown}{' | best' if better else ''}", bar)
         if lengthened:
             self._print(f"step {self.step} | curriculum: length {self.curriculum.length}", bar)
+        if self.on_validate is not None and self.on_validate(self.step, metrics):
+            self.stop_requested = True
         return {"step": self.step, **metrics}
 
     def _print_sample(self, bar: tqdm | None) -> None:
