@@ -23,7 +23,7 @@ TIERS: list[tuple[str, ...]] = [
     ("analysis",),
     ("tasks",),
     ("training",),
-    ("bench",),
+    ("bench", "sweep"),
     ("cli",),
     ("rnnlab", "__main__"),
 ]
