@@ -83,7 +83,8 @@ def _run(argv: list[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    args.rest = rest
+    if getattr(args, "own_flags", False):
+        args.rest = rest
     try:
         keep_freed_memory()  # no page faults on every step's fresh memory (rnnlab.fast.heap)
         return int(args.func(args) or 0)
