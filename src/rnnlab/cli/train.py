@@ -136,13 +136,12 @@ def run(args: argparse.Namespace) -> int:
                 f"--resume continues a run as it was configured; cannot change {changed[0]!r} "
                 f"({saved[changed[0]]!r} -> {flags[changed[0]]!r}); start a new run instead"
             )
-        tasks.get(saved["task"]).check_needs()
         config = make_config(saved["task"], base=saved, **flags)
     else:
-        tasks.get(name).check_needs()
         flags.pop("task", None)
         config = make_config(name, **flags)
         run_dir = Path(config.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    tasks.get(config.task).check_needs()  # a missing extra now, not at the first validation
     # under torchrun every rank joins the process group here and uses rank 0's run directory
     info = distributed.setup(resolve_device(config.device))
     run_dir = distributed.broadcast_object(run_dir, info)
