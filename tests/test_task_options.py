@@ -189,21 +189,18 @@ def test_other_subcommands_errors_are_one_line_with_a_hint(capsys):
 
 def test_argparse_errors_are_one_line_in_a_real_process():
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    for words, message in [
-        (["train", "--kernel-size", "3"], "--kernel-size is not an option of task charlm"),
-        (["train", "--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
-    ]:
-        done = subprocess.run(
-            [sys.executable, "-m", "rnnlab", *words],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        assert done.returncode == 2
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and message in lines[0], done.stderr
-        assert lines[0].endswith("see rnnlab train --task charlm --help")
+    done = subprocess.run(
+        [sys.executable, "-m", "rnnlab", "train", "--kernel-size", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "rnnlab: error: --kernel-size is not an option of task charlm (tasks that take it: "
+        "adding, copy, jsb, moving-digits and 9 more); see rnnlab train --task charlm --help"
+    ]
 
 
 def test_progress_bar_shows_the_share_of_the_budget():
