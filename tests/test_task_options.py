@@ -197,10 +197,9 @@ def test_argparse_errors_are_one_line_in_a_real_process():
         timeout=120,
     )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        "rnnlab: error: --kernel-size is not an option of task charlm (tasks that take it: "
-        "adding, copy, jsb, moving-digits and 9 more); see rnnlab train --task charlm --help"
-    ]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("rnnlab: error: --kernel-size is not an option of task charlm (")
+    assert line.endswith("; see rnnlab train --task charlm --help")
 
 
 def test_progress_bar_shows_the_share_of_the_budget():
