@@ -17,6 +17,7 @@ from rnnlab.analysis.gradients import (
     read_log,
 )
 from rnnlab.layers.unroll import Recurrent
+from rnnlab.sequences import map_state
 
 
 def lstm_output_gate(cell, x_t, h_prev):
@@ -37,7 +38,7 @@ def autograd_norms(cell, x, direction):
             states.append(state)
     h_norms, c_norms = [], []
     for t, s in enumerate(states):
-        leaf = rnnlab.cells.map_state(lambda v: v.clone().requires_grad_(), s)
+        leaf = map_state(lambda v: v.clone().requires_grad_(), s)
         state = leaf
         parts = [leaf] if torch.is_tensor(leaf) else list(leaf)
         y = parts[0]  # at t = T, y_T is h_T itself

@@ -20,7 +20,7 @@ from rnnlab.errors import ConfigError
 
 ALL = (
     "adding copy parity order selective-copy seq-mnist pmnist jsb nottingham piano muse "
-    "ptb-char shakespeare mackey-glass"
+    "ptb-char shakespeare mackey-glass forecast-co2 forecast-elnino"
 ).split()
 
 
@@ -76,7 +76,7 @@ def test_bench_quick_runs_every_task(data_dir, capsys):
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert [row.split("|")[1].strip() for row in rows[1:]] == ALL
     assert "mnist-test-split" in out
-    assert "quick: 14 tasks" in out
+    assert "quick: 16 tasks" in out
 
 
 def test_bench_errors_are_one_line(capsys):

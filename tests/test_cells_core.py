@@ -7,7 +7,8 @@ import torch
 
 import rnnlab
 from rnnlab.cells.lstm import LSTMState
-from rnnlab.layers.unroll import reverse_padded, unroll
+from rnnlab.layers.unroll import unroll
+from rnnlab.sequences import map_state, reverse_padded
 
 CORE = [
     ("lstm", {}),
@@ -42,7 +43,7 @@ def test_fast_path_matches_reference(name, kwargs, reverse, with_lengths):
     assert cell.torch_kernel() is not None
     x = torch.randn(8, 3, 5, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([8, 3, 1]) if with_lengths else None
-    state0 = rnnlab.cells.map_state(
+    state0 = map_state(
         lambda s: s.normal_().requires_grad_(), cell.init_state(3, dtype=torch.float64)
     )
     results = []

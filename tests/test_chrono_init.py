@@ -47,7 +47,7 @@ def test_gru_chrono_update_bias():
 
 
 def test_chrono_layers_keep_torch_kernel_and_train():
-    layer = rnnlab.LSTM(4, 16, num_layers=2, chrono=50)
+    layer = rnnlab.LSTM(4, 16, num_layers=2, init="orthogonal", chrono=50)
     assert layer(torch.randn(7, 2, 4))[0].shape == (7, 2, 16)
     forget = layer.bias_ih_l1.detach()[16:32]
     assert float(forget.std()) > 0.1  # drawn per unit, not the constant default

@@ -8,6 +8,7 @@ import torch
 
 import rnnlab
 from rnnlab.layers.unroll import unroll
+from rnnlab.sequences import map_state
 
 FAMILIES = [
     ("esn", {"spectral_radius": 0.9, "leak_rate": 0.5, "bias_scaling": 0.2, "seed": 0}),
@@ -34,7 +35,7 @@ def make(name, kwargs, input_size=3):
 def random_state(cell, batch):
     """A random initial state (clockwork's step counter stays 0)."""
     state = cell.init_state(batch, dtype=torch.float64)
-    return rnnlab.cells.map_state(lambda s: s.normal_() if s.dim() == 2 else s, state)
+    return map_state(lambda s: s.normal_() if s.dim() == 2 else s, state)
 
 
 def flat(state):

@@ -235,13 +235,66 @@ def test_incompatible_state_dict_is_reported_with_torchs_names():
     assert "encoder.rnn.weight_ih_l1" in result.missing_keys and not result.unexpected_keys
 
 
+INIT_CONFIGS = [
+    (kind, {"num_layers": layers, "bidirectional": bi, "bias": bias, "batch_first": first})
+    for kind in PAIRS
+    for layers in (1, 3)
+    for bi in (False, True)
+    for bias in (True, False)
+    for first in (False, True)
+] + [("LSTM", {"num_layers": 2, "bidirectional": bi, "proj_size": 3}) for bi in (False, True)]
+
+
+@pytest.mark.parametrize("dtype", [None, torch.float64], ids=["default_dtype", "float64"])
+@pytest.mark.parametrize("kind,kwargs", INIT_CONFIGS)
+def test_default_initialisation_is_torchs_bit_for_bit(kind, kwargs, dtype):
+    ours, theirs = PAIRS[kind]
+    torch.manual_seed(7)
+    expected, after_theirs = theirs(F, H, **kwargs, dtype=dtype).state_dict(), torch.rand(4)
+    torch.manual_seed(7)
+    got, after_ours = ours(F, H, **kwargs, dtype=dtype).state_dict(), torch.rand(4)
+    assert list(got) == list(expected)
+    for name in expected:
+        assert got[name].dtype == expected[name].dtype
+        assert torch.equal(got[name], expected[name]), name
+    assert torch.equal(after_ours, after_theirs)  # the same number of draws from the generator
+
+
+def test_reset_parameters_follows_init():
+    torch.manual_seed(3)
+    reference = nn.GRU(F, H, num_layers=2, bidirectional=True)
+    reference.reset_parameters()
+    torch.manual_seed(3)
+    gru = rnnlab.GRU(F, H, num_layers=2, bidirectional=True)
+    gru.reset_parameters()
+    for name, value in reference.state_dict().items():
+        assert torch.equal(gru.state_dict()[name], value), name
+    lstm = rnnlab.LSTM(F, H, init="orthogonal")
+    lstm.reset_parameters()
+    torch.testing.assert_close(lstm.bias_ih_l0[H : 2 * H], torch.ones(H))
+
+
+def test_variant_parameters_keep_their_cells_init_under_torchs():
+    lstm = rnnlab.LSTM(F, H, layer_norm=True, peephole=True)
+    assert torch.equal(lstm.ln_c_l0.weight, torch.ones(H))
+    bound = 1 / H**0.5
+    for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_peephole_l0"):
+        value = getattr(lstm, name)
+        assert value.abs().max() <= bound and value.std() > 0.1 * bound, name
+
+
 def test_rnnlab_initialisation_and_cell_keywords():
-    lstm = rnnlab.LSTM(F, H, num_layers=2)
+    lstm = rnnlab.LSTM(F, H, num_layers=2, init="orthogonal")
+    assert "init='orthogonal'" in repr(lstm) and "init=" not in repr(rnnlab.LSTM(F, H))
     forget = lstm.bias_ih_l1[H : 2 * H]
     torch.testing.assert_close(forget, torch.ones(H))
+    assert torch.all(lstm.bias_hh_l1 == 0)
     block = lstm.weight_hh_l0[:H]
     torch.testing.assert_close(block @ block.T, torch.eye(H), atol=1e-5, rtol=0)
-    assert torch.all(rnnlab.LSTM(F, H, forget_bias=0.0).bias_ih_l0 == 0)
+    gru = rnnlab.GRU(F, H, init="orthogonal").weight_hh_l0[2 * H :]
+    torch.testing.assert_close(gru @ gru.T, torch.eye(H), atol=1e-5, rtol=0)
+    zero = rnnlab.LSTM(F, H, init="orthogonal", forget_bias=0.0)
+    assert torch.all(zero.bias_ih_l0 == 0)
     irnn = rnnlab.RNN(F, H, nonlinearity="relu", init="identity")
     torch.testing.assert_close(irnn.weight_hh_l0, torch.eye(H))
     assert rnnlab.GRU(F, H, dtype=torch.float64).weight_hh_l0.dtype == torch.float64
@@ -257,6 +310,9 @@ def test_rnnlab_initialisation_and_cell_keywords():
         (lambda: rnnlab.GRU(F, H, dropout=1.5), "dropout"),
         (lambda: rnnlab.RNN(F, H, nonlinearity="sigmoid"), "nonlinearity"),
         (lambda: rnnlab.GRU(F, H, peephole=True), "unknown keyword 'peephole'"),
+        (lambda: rnnlab.LSTM(F, H, init="xavier"), "unknown init 'xavier'; choose one of torch"),
+        (lambda: rnnlab.LSTM(F, H, forget_bias=2.0), "forget_bias .* init='orthogonal'"),
+        (lambda: rnnlab.GRU(F, H, chrono=10), "chrono .* init='orthogonal'"),
     ],
 )
 def test_bad_arguments_raise_config_errors(build, message):
@@ -296,3 +352,30 @@ def test_copies_and_functional_call_with_torch_names():
     expected.load_state_dict(doubled)
     torch.testing.assert_close(functional_call(lstm, doubled, (x,))[0], expected(x)[0])
     torch.testing.assert_close(lstm(x)[0], y)  # the real parameters are back
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: rnnlab.LSTM(F, H, num_layers=2, bidirectional=True, proj_size=3),
+        lambda: rnnlab.GRU(F, H, num_layers=2, dropout=0.2, batch_first=True),
+        lambda: rnnlab.RNN(F, H, nonlinearity="relu", init="identity"),
+        lambda: rnnlab.LSTM(F, H, 2, variational_dropout=0.3, weight_drop=0.2, zoneout_cell=0.1),
+        lambda: rnnlab.LSTM(F, H, layer_norm=True, peephole=True),
+        lambda: rnnlab.GRU(F, H, batch_norm=True),
+    ],
+    ids=["lstm", "gru", "irnn", "regularised", "layer_norm", "batch_norm"],
+)
+def test_whole_model_loads_with_weights_only(build, tmp_path):
+    model = nn.Sequential(build())
+    torch.save(model, tmp_path / "model.pt")
+    with torch.serialization.safe_globals([nn.Sequential]):  # only the container, as for torch.nn
+        loaded = torch.load(tmp_path / "model.pt", weights_only=True)
+    layer, original = loaded[0], model[0]
+    assert type(layer) is type(original) and list(layer.state_dict()) == list(original.state_dict())
+    original.eval(), layer.eval()
+    x = torch.randn(T, B, F)
+    for a, b in zip(as_list(layer(x)[1]), as_list(original(x)[1]), strict=True):
+        assert torch.equal(a, b)
+    layer.load_state_dict(original.state_dict())  # torch's names, both ways, after unpickling
+    assert list(copy.deepcopy(layer).state_dict()) == list(original.state_dict())

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import rnnlab
-from rnnlab.cells.base import map_state
 from rnnlab.fast import native, native_sequence, native_training
 from rnnlab.layers.unroll import unroll
+from rnnlab.sequences import map_state
 
 OPS = native.kernels()
 pytestmark = pytest.mark.skipif(

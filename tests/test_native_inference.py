@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import rnnlab
-from rnnlab.cells.base import map_state
 from rnnlab.fast import fused_gru, fused_lstm, native
 from rnnlab.layers.unroll import unroll
+from rnnlab.sequences import map_state
 
 pytestmark = pytest.mark.skipif(
     native.kernels() is None, reason="the native kernels cannot be built here"

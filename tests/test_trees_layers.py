@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnlab.cells.base import map_state
 from rnnlab.data.sst import Tree, parse_tree
 from rnnlab.errors import ConfigError
 from rnnlab.layers.tree import (
@@ -17,6 +16,7 @@ from rnnlab.layers.tree import (
     encode_node_by_node,
 )
 from rnnlab.models.tree_sentiment import TreeSentimentModel
+from rnnlab.sequences import map_state
 
 LINES = [
     "(3 (2 It) (4 (2 's) (3 (2 a) (4 (3 lovely) (2 film)))))",

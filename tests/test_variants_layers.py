@@ -63,7 +63,7 @@ def test_drop_in_layers_run_variants_on_the_fused_path(layer, kwargs, fused_call
 
 
 def test_variant_keywords_reach_every_cell():
-    model = rnnlab.LSTM(5, 6, num_layers=2, layer_norm=True, forget_bias=2.0)
+    model = rnnlab.LSTM(5, 6, num_layers=2, layer_norm=True, init="orthogonal", forget_bias=2.0)
     assert all(cell.layer_norm and cell.torch_kernel() is None for cell in model.cells())
     assert all(torch.all(cell.bias_ih[6:12] == 2.0) for cell in model.cells())
     with pytest.raises(rnnlab.ConfigError):

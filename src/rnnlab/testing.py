@@ -4,8 +4,9 @@ Runs, on a float64 copy of the cell (the cell itself is not changed):
 
 1. ``torch.autograd.gradcheck`` of the reference loop w.r.t. the input, the initial state and every
    parameter;
-2. when ``cell.torch_kernel()`` is not ``None``: the fused kernel (``Recurrent(fast=True)``)
-   against the reference loop, forwards and backwards, in both directions, with lengths;
+2. when the cell has a fast path (``cell.torch_kernel()`` or ``cell.fused_unroll`` gives one):
+   that path (``Recurrent(fast=True)``) against the reference loop, forwards and backwards, in
+   both directions, with lengths;
 3. masking: with ``lengths``, each sequence's outputs are zero past its length and its final state
    equals the state of running that sequence alone, cut to its length (forwards and reversed).
 
@@ -24,17 +25,26 @@ import copy
 import torch
 from torch import Tensor
 
-from rnnlab.cells.base import Cell, State, map_state
+from rnnlab.cells.base import Cell
 from rnnlab.layers.unroll import Recurrent, unroll
+from rnnlab.sequences import State, map_state
 
 
 def _flat(state: State) -> Tensor:
-    return torch.cat([state] if isinstance(state, Tensor) else list(state), dim=-1)
+    """``[B, N]``: every part of the state, each row flattened."""
+    parts = [state] if isinstance(state, Tensor) else list(state)
+    return torch.cat([part.reshape(part.shape[0], -1) for part in parts], dim=-1)
 
 
 def _random_state(cell: Cell, batch: int, generator: torch.Generator) -> State:
+    """The initial state with random activations; counters (``[B]`` parts, such as a time step)
+    keep their initial value."""
     return map_state(
-        lambda s: torch.randn(s.shape, dtype=s.dtype, generator=generator) * 0.5,
+        lambda s: (
+            torch.randn(s.shape, dtype=s.dtype, generator=generator) * 0.5
+            if s.dim() > 1 and s.is_floating_point()
+            else s
+        ),
         cell.init_state(batch, dtype=torch.float64),
     )
 
@@ -93,16 +103,26 @@ def _check_masking(cell: Cell, x: Tensor, state0: State, lengths: Tensor) -> Non
             )
 
 
-def check_cell(cell: Cell, steps: int = 5, batch: int = 3, seed: int = 0) -> list[str]:
-    """Run gradcheck, fast-vs-reference and masking checks on a float64 copy of ``cell``."""
+def check_cell(
+    cell: Cell,
+    steps: int = 5,
+    batch: int = 3,
+    seed: int = 0,
+    input_shape: tuple[int, ...] | None = None,
+) -> list[str]:
+    """Run gradcheck, fast-vs-reference and masking checks on a float64 copy of ``cell``.
+
+    ``input_shape`` is one step's input for one sequence: ``(cell.input_size,)`` by default,
+    ``(C, H, W)`` for a cell over frames."""
     cell = copy.deepcopy(cell).double()
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(steps, batch, cell.input_size, dtype=torch.float64, generator=generator)
+    shape = (steps, batch, *(input_shape or (cell.input_size,)))
+    x = torch.randn(shape, dtype=torch.float64, generator=generator)
     state0 = _random_state(cell, batch, generator)
     lengths = torch.tensor([steps] + [max(1, steps - 2 - i) for i in range(batch - 1)])
     ran = ["gradcheck"]
     _check_gradcheck(cell, x, state0)
-    if cell.torch_kernel() is not None:
+    if cell.torch_kernel() is not None or cell.fused_unroll(x, state0, None, False) is not None:
         _check_fast_path(cell, x, state0, lengths)
         ran.append("fast path == reference loop")
     _check_masking(cell, x, state0, lengths)

@@ -20,8 +20,9 @@ import torch
 from scipy.optimize import brentq
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, State, map_state
+from rnnlab.cells.base import Cell
 from rnnlab.errors import ConfigError
+from rnnlab.sequences import State, map_state
 
 GATES = {"LSTMCell": ("i", "f", "g", "o"), "GRUCell": ("r", "z", "n")}
 

@@ -31,9 +31,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, State, map_state
+from rnnlab.cells.base import Cell
 from rnnlab.errors import ConfigError
 from rnnlab.layers.unroll import Recurrent
+from rnnlab.sequences import State, map_state
 
 
 @dataclass

@@ -195,7 +195,8 @@ def format_row(result: BenchResult) -> str:
     if "baseline" in result.metrics:
         labelled += f"; memoryless baseline {_format_value(result.metrics['baseline'])}"
     for key, label in entry.also.items():
-        labelled += f"; {label} {_format_value(result.metrics[key])}"
+        if key in result.metrics:  # a metric of some settings only (a probabilistic head)
+            labelled += f"; {label} {_format_value(result.metrics[key])}"
     published = [entry.published.get(column, "-") for column in COLUMNS]
     notes = [entry.published["other"]] if "other" in entry.published else []
     notes += [entry.note] if entry.note else []

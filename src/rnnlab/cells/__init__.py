@@ -7,9 +7,9 @@ adding a family is adding a file.
 import importlib
 import pkgutil
 
-from rnnlab.cells.base import Cell, State, available, create, get, map_state, register
+from rnnlab.cells.base import Cell, available, create, get, register
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Cell", "State", "available", "create", "get", "map_state", "register"]
+__all__ = ["Cell", "available", "create", "get", "register"]

@@ -11,21 +11,22 @@ any cell over time; every structure, model and trainer feature works with any re
 
 A new cell is one file: subclass :class:`Cell`, decorate it with :func:`register`, and it can be
 created by name (``rnnlab.cells.create("lstm", input_size=65, hidden_size=128)``), from the
-command line (``--cell lstm``) and in the benchmarks.
+command line (``--cell lstm``) and in the benchmarks. A cell in another installed package joins
+the registry through the ``rnnlab.cells`` entry-point group (name: the cell's name, object: its
+class), read on the first look-up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from rnnlab.errors import ConfigError
-
-State = Tensor | tuple[Tensor, ...]
-"""A cell's recurrent state: one tensor ``[B, H]`` or a NamedTuple of such tensors."""
+from rnnlab.sequences import State
 
 
 class Cell(nn.Module):
@@ -89,30 +90,10 @@ class Cell(nn.Module):
         return None
 
 
-def map_state(fn: Callable[..., Tensor], *states: State) -> State:
-    """Apply ``fn`` to matching tensors of one or more states of the same structure."""
-    first = states[0]
-    if isinstance(first, Tensor):
-        return fn(*states)
-    return type(first)(*(fn(*parts) for parts in zip(*states)))
-
-
-def state_batch_select(mask: Tensor, new: State, old: State) -> State:
-    """Per batch row: ``new`` where ``mask`` ([B] bool) is true, else ``old``.
-
-    An ``old`` state missing ``new``'s trailing fields (torch's ``h`` or ``(h, c)`` handed to a cell
-    whose state also counts time steps) counts as zeros there."""
-    if not isinstance(new, Tensor):
-        parts = [old] if isinstance(old, Tensor) else list(old)
-        if len(parts) < len(new):
-            old = type(new)(*parts, *(torch.zeros_like(part) for part in new[len(parts) :]))
-    return map_state(
-        lambda n, o: torch.where(mask.view(-1, *([1] * (n.dim() - 1))), n, o), new, old
-    )
-
-
 _REGISTRY: dict[str, type[Cell]] = {}
 C = TypeVar("C", bound=type[Cell])
+ENTRY_POINT_GROUP = "rnnlab.cells"
+_entry_points_read = False
 
 
 def register(*names: str) -> Callable[[C], C]:
@@ -128,13 +109,38 @@ def register(*names: str) -> Callable[[C], C]:
     return decorate
 
 
+def _read_entry_points() -> None:
+    """Register, once, each cell of the ``rnnlab.cells`` entry-point group of the installed
+    packages (``name = "package.module:CellClass"``)."""
+    global _entry_points_read
+    if _entry_points_read:
+        return
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        where = f"entry point {entry.name} = {entry.value!r} (group {ENTRY_POINT_GROUP})"
+        try:
+            cls = entry.load()
+        except Exception as error:
+            raise ConfigError(
+                f"{where} failed to import ({type(error).__name__}: {error}); fix or uninstall "
+                "the package that declares it"
+            ) from error
+        if not (isinstance(cls, type) and issubclass(cls, Cell)):
+            raise ConfigError(f"{where} is not a subclass of rnnlab.cells.Cell")
+        if _REGISTRY.get(entry.name, cls) is not cls:
+            raise ConfigError(f"{where}: the cell name {entry.name!r} is taken; rename it")
+        _REGISTRY[entry.name] = cls
+    _entry_points_read = True
+
+
 def available() -> list[str]:
-    """Names of all registered cells, sorted."""
+    """Names of all registered cells (entry points included), sorted."""
+    _read_entry_points()
     return sorted(_REGISTRY)
 
 
 def get(name: str) -> type[Cell]:
     """The cell class registered as ``name``."""
+    _read_entry_points()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -146,10 +152,3 @@ def get(name: str) -> type[Cell]:
 def create(name: str, **kwargs: Any) -> Cell:
     """Create a registered cell by name: ``create("gru", input_size=8, hidden_size=16)``."""
     return get(name)(**kwargs)
-
-
-def check_positive(**sizes: int) -> None:
-    """Raise a ConfigError naming the first size that is not a positive integer."""
-    for name, value in sizes.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")

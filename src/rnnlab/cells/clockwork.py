@@ -29,9 +29,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.init import init_recurrent_, init_uniform_
 from rnnlab.errors import ConfigError
+from rnnlab.validation import check_positive
 
 
 class ClockworkState(NamedTuple):

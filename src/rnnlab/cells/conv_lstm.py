@@ -41,9 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.lstm import LSTMState
 from rnnlab.errors import ConfigError
+from rnnlab.validation import check_positive
 
 
 @register("conv-lstm", "convlstm")

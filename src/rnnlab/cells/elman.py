@@ -18,9 +18,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.init import init_recurrent_, init_uniform_
 from rnnlab.errors import ConfigError
+from rnnlab.validation import check_positive
 
 NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
 

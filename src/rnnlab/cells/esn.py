@@ -26,8 +26,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.errors import ConfigError
+from rnnlab.validation import check_positive
 
 
 def sparse_random(

@@ -13,7 +13,7 @@ Variants (combinable, except ``layer_norm`` with ``batch_norm``):
   (r, z, n) with a learned gain; the biases stay as above.
 - ``batch_norm=True`` (recurrent batch norm, Cooijmans et al. 2017): the same two terms are
   batch-normalised with separate statistics for every time step, gains starting at 0.1 (see
-  :class:`rnnlab.regularize.normalization.RecurrentBatchNorm`); the state is then
+  :class:`rnnlab.cells.norm.RecurrentBatchNorm`); the state is then
   ``BNGRUState(h, step)`` (a plain ``h`` starts at step 0).
 - ``weight_norm=True`` (Salimans and Kingma 2016): ``W = g * V / ||V||`` row by row for ``W_ih``
   and ``W_hh`` (torch's ``parametrizations.weight_norm``).
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.init import (
     check_chrono,
     chrono_bias,
@@ -48,9 +48,10 @@ from rnnlab.cells.init import (
     reset_weight_,
 )
 from rnnlab.cells.lstm import check_variants
+from rnnlab.cells.norm import RecurrentBatchNorm, state_steps
 from rnnlab.fast.fused_gru import gru_unroll
 from rnnlab.fast.loop import linear_steps
-from rnnlab.regularize.normalization import RecurrentBatchNorm, state_steps
+from rnnlab.validation import check_positive
 
 
 class BNGRUState(NamedTuple):

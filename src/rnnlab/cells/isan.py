@@ -34,8 +34,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.init import init_recurrent_
+from rnnlab.validation import check_positive
 
 
 @register("isan")

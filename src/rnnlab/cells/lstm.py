@@ -22,7 +22,7 @@ Variants (combinable, except ``layer_norm`` with ``batch_norm``):
   (LN_c has a gain and a shift).
 - ``batch_norm=True`` (Cooijmans et al. 2017): ``a_t = BN_ih(W_ih x_t; t) + BN_hh(W_hh h_{t-1}; t)
   + b_ih + b_hh`` and ``h_t = o_t * tanh(BN_c(c_t; t))`` with separate statistics for every time
-  step (see :class:`rnnlab.regularize.normalization.RecurrentBatchNorm`; gains start at 0.1). The
+  step (see :class:`rnnlab.cells.norm.RecurrentBatchNorm`; gains start at 0.1). The
   state is then ``BNLSTMState(h, c, step)``; a state without ``step`` (torch's ``(h, c)``)
   starts at step 0.
 - ``weight_norm=True`` (Salimans and Kingma 2016): ``W = g * V / ||V||`` row by row for ``W_ih``
@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.init import (
     check_chrono,
     chrono_bias,
@@ -62,11 +62,13 @@ from rnnlab.cells.init import (
     init_uniform_,
     reset_weight_,
 )
+from rnnlab.cells.norm import RecurrentBatchNorm, state_steps
 from rnnlab.errors import ConfigError
 from rnnlab.fast.fused_lstm import lstm_unroll
 from rnnlab.fast.loop import linear_steps
 from rnnlab.fast.torch_kernels import run_kernel
-from rnnlab.regularize.normalization import RecurrentBatchNorm, state_steps
+from rnnlab.sequences import reverse_padded
+from rnnlab.validation import check_positive
 
 KERNEL_STEPS = 8
 """From this many steps on, a weight-normalised LSTM (no other variant) runs torch's kernel."""
@@ -282,8 +284,6 @@ class LSTMCell(Cell):
         runs it (autograd goes through the normalisation). Over many steps that is faster than
         the fused path (oneDNN's whole-sequence LSTM on CPU); for a few steps it is slower (the
         kernel reorders its weights in every call), so only from KERNEL_STEPS steps on."""
-        from rnnlab.layers.unroll import reverse_padded
-
         weights = [self.weight_ih, self.weight_hh]
         if self.bias:
             weights += [self.bias_ih, self.bias_hh]

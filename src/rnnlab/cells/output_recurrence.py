@@ -31,9 +31,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.init import init_uniform_
 from rnnlab.errors import ConfigError
+from rnnlab.validation import check_positive
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 FEEDBACKS = {

@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.scan import scan_unroll
-from rnnlab.layers.unroll import reverse_padded
+from rnnlab.sequences import reverse_padded
+from rnnlab.validation import check_positive
 
 
 class QRNNState(NamedTuple):

@@ -36,10 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
 from rnnlab.cells.init import init_uniform_
 from rnnlab.fast.scan import linear_scan
-from rnnlab.layers.unroll import reverse_padded
+from rnnlab.sequences import reverse_padded
+from rnnlab.validation import check_positive
 
 
 def log_g(v: Tensor) -> Tensor:

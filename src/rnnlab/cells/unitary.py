@@ -34,7 +34,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, check_positive, register
+from rnnlab.cells.base import Cell, register
+from rnnlab.validation import check_positive
 
 MODRELU_EPS = 1e-8
 

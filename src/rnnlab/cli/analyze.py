@@ -9,6 +9,7 @@ Subcommands (each writes one file and prints what it wrote and the key numbers):
     rnnlab analyze contractivity       measured lambda and the k-step truncation error
     rnnlab analyze cliff               the one-unit RNN's loss surface, with and without clipping
     rnnlab analyze cells               HTML page of cells that track Python syntax
+    rnnlab analyze capacity            bits stored per parameter (Collins et al. 2017)
 """
 
 from __future__ import annotations
@@ -204,6 +205,50 @@ def _cells(args: argparse.Namespace) -> int:
     return 0
 
 
+def _capacity(args: argparse.Namespace) -> int:
+    import rnnlab.cells
+    from rnnlab.analysis.capacity import PAPER_BITS_PER_PARAMETER, fit_slope, measure, plot_capacity
+
+    cells = [n.strip() for n in args.cells.split(",") if n.strip()]
+    sizes = [int(n) for n in args.hidden.split(",") if n.strip()]
+    ratios = tuple(float(r) for r in args.examples_per_parameter.split(","))
+    for cell in cells:
+        rnnlab.cells.get(cell)  # an unknown name is one line before any training
+    if not sizes or min(sizes) < 1 or not ratios or min(ratios) <= 0 or args.steps < 1:
+        raise ConfigError("--hidden, --examples-per-parameter and --steps must be positive")
+    torch.set_num_threads(args.threads)
+    print("| cell | hidden | parameters | examples | accuracy | bits | bits/parameter |")
+    print("|---|---|---|---|---|---|---|")
+    points = []
+    for cell in cells:
+        for hidden in sizes:
+            point = measure(
+                cell,
+                hidden,
+                ratios,
+                args.steps,
+                args.length,
+                args.input_size,
+                args.classes,
+                args.seed,
+            )
+            points.append(point)
+            print(
+                f"| {cell} | {hidden} | {point.parameters:,} | {point.examples:,} | "
+                f"{point.accuracy:.3f} | {point.bits:,.0f} | {point.bits_per_parameter:.2f} |",
+                flush=True,
+            )
+    for cell in cells:
+        slope = fit_slope([p for p in points if p.cell == cell])
+        print(
+            f"{cell}: {slope:.2f} bits per parameter (fitted slope; paper: about "
+            f"{PAPER_BITS_PER_PARAMETER:g})"
+        )
+    plot_capacity(points, str(args.out))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "analyze", help="figures of gradient flow, dynamics and interpretable cells"
@@ -273,3 +318,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=5, help="cells listed per property (5)")
     p.add_argument("--out", type=Path, default=Path("cells.html"))
     p.set_defaults(func=_cells)
+
+    p = sub.add_parser("capacity", help="bits stored per parameter (Collins et al. 2017)")
+    p.add_argument("--cells", default="rnn,gru,lstm", help="comma-separated cell names")
+    p.add_argument("--hidden", default="4,8,16", help="comma-separated hidden sizes (4,8,16)")
+    p.add_argument(
+        "--examples-per-parameter",
+        default="0.5,1,2",
+        help="dataset sizes tried, per parameter; the most bits stored is kept (0.5,1,2)",
+    )
+    p.add_argument("--steps", type=int, default=1500, help="full-batch Adam steps (1500)")
+    p.add_argument("--length", type=int, default=4, help="steps per random sequence (4)")
+    p.add_argument("--input-size", type=int, default=4, help="features per step (4)")
+    p.add_argument("--classes", type=int, default=16, help="label classes (16: 4 bits)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("capacity.png"))
+    p.set_defaults(func=_capacity)

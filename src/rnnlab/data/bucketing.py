@@ -24,8 +24,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from rnnlab.cells.base import check_positive
 from rnnlab.errors import DataError
+from rnnlab.validation import check_positive
 
 
 class BucketBatchSampler:

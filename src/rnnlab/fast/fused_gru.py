@@ -20,9 +20,9 @@ from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
 from rnnlab.fast.native_sequence import gru_inference, needs_grad
 from rnnlab.fast.native_training import gru_train_backward, gru_train_forward, native_training
+from rnnlab.fast.norm_steps import BatchNormStep, LayerNormStep, StepNorm, normalize_steps
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
-from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 
 @dataclass
@@ -58,7 +58,7 @@ def gru_unroll(
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)
         bias = cell.bias_ih if cell.bias else None  # added in batch norm's pass
-        xp = cell.bn_ih.normalize_steps(linear_steps(x, cell.weight_ih, None), t_index, bias)
+        xp = normalize_steps(cell.bn_ih, linear_steps(x, cell.weight_ih, None), t_index, bias)
         norm_hh = BatchNormStep(cell.bn_hh, t_index)
     else:
         xp = cell.precompute(x)

@@ -26,9 +26,9 @@ from rnnlab.fast.loop import fast_tanh, linear_steps, step_indices, valid_masks
 from rnnlab.fast.native import native_for
 from rnnlab.fast.native_sequence import lstm_inference, needs_grad
 from rnnlab.fast.native_training import native_training, train_backward, train_forward
+from rnnlab.fast.norm_steps import BatchNormStep, LayerNormStep, StepNorm, normalize_steps
 from rnnlab.fast.onednn import StepWeight, matmul_t
 from rnnlab.fast.regularizer_masks import RegularizerMasks, mask_parts, recurrent_weight
-from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 
 @dataclass
@@ -66,7 +66,7 @@ def lstm_unroll(
     if cell.batch_norm:
         t_index = step_indices(step, steps, lengths, reverse)
         xp = linear_steps(x, cell.weight_ih, None)
-        xg = cell.bn_ih.normalize_steps(xp, t_index, cell.gate_bias())  # the bias in BN's pass
+        xg = normalize_steps(cell.bn_ih, xp, t_index, cell.gate_bias())  # the bias in BN's pass
         norm_hh = BatchNormStep(cell.bn_hh, t_index)
         norm_c = BatchNormStep(cell.bn_c, t_index)
     else:

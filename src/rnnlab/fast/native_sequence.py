@@ -31,8 +31,8 @@ from torch import Tensor
 
 from rnnlab.fast.loop import linear_steps, step_indices
 from rnnlab.fast.native import native_for, step_weight
+from rnnlab.fast.norm_steps import BatchNormStep, LayerNormStep, StepNorm
 from rnnlab.fast.onednn import _tracing
-from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep, StepNorm
 
 NO_NORM, LAYER_NORM, AFFINE = 0, 1, 2  # the kinds of normalisation the kernels know
 

@@ -14,7 +14,7 @@ norm, batch norm in training, or weight norm (its normalised matrix is computed 
 It covers the LSTM without projection and without regularizer masks, with peepholes or coupled
 gates, and with its recurrent term and cell normalised by layer norm or by batch norm in training
 (batch statistics at each step; the running statistics move as
-:class:`~rnnlab.regularize.normalization.BatchNormStep` moves them), or not normalised;
+:class:`~rnnlab.fast.norm_steps.BatchNormStep` moves them), or not normalised;
 :func:`native_training` says ``None`` for anything else and the Python loop runs.
 
 =========  ==================================================================================
@@ -30,8 +30,8 @@ import torch
 from torch import Tensor
 
 from rnnlab.fast.native import native_for, step_weight
+from rnnlab.fast.norm_steps import BatchNormStep, LayerNormStep
 from rnnlab.fast.onednn import _tracing, matmul_t
-from rnnlab.regularize.normalization import BatchNormStep, LayerNormStep
 
 NONE, LAYER, BATCH = 0, 1, 3  # the normalisations lstm_train_forward knows
 

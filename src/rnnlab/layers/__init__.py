@@ -3,7 +3,7 @@
 from rnnlab.layers.bidirectional import Bidirectional, BidirectionalState
 from rnnlab.layers.stack import Stack
 from rnnlab.layers.torch_compat import GRU, LSTM, RNN
-from rnnlab.layers.unroll import Recurrent, reverse_padded, unroll
+from rnnlab.layers.unroll import Recurrent, unroll
 
 __all__ = [
     "GRU",
@@ -13,6 +13,5 @@ __all__ = [
     "BidirectionalState",
     "Recurrent",
     "Stack",
-    "reverse_padded",
     "unroll",
 ]

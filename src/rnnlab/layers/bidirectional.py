@@ -23,9 +23,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, State
+from rnnlab.cells.base import Cell
 from rnnlab.errors import ConfigError
 from rnnlab.layers.unroll import Recurrent
+from rnnlab.sequences import State
 
 MERGES = ("concat", "sum")
 

@@ -27,7 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.errors import ConfigError
-from rnnlab.layers.unroll import Recurrent, check_lengths
+from rnnlab.layers.unroll import Recurrent
+from rnnlab.sequences import check_lengths
 
 
 def layer_widths(layer: nn.Module) -> tuple[int | None, int | None]:

@@ -9,6 +9,15 @@ layers over registered rnnlab cells; extra keyword arguments go to every layer's
 When every cell is plain (``cell.torch_kernel()`` is not None) the whole stack runs as one call of
 torch's fused multi-layer kernel, exactly as torch.nn does; otherwise (a cell variant, or
 ``fast=False``) it runs layer by layer, each layer on its cell's own path.
+
+Initialisation is torch.nn's by default (``init="torch"``): every parameter U(-1/sqrt(H),
+1/sqrt(H)), drawn in torch's parameter order, so ``torch.manual_seed(s)`` gives torch.nn's weights
+bit for bit. ``init="orthogonal"`` (or ``"uniform"``, ``"identity"``) is rnnlab's recommended
+initialisation instead: each cell's own (orthogonal recurrent blocks, LSTM forget bias 1.0).
+
+``torch.save`` of a whole model holding these layers loads with ``torch.load(weights_only=True)``:
+the classes a layer is built from are registered as safe globals (:data:`SAFE_GLOBALS`, on import
+of rnnlab).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import inspect
 import re
 import warnings
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -23,15 +33,33 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnlab import cells
-from rnnlab.cells.base import Cell, State, check_positive
-from rnnlab.cells.lstm import LSTMState
+from rnnlab.cells.base import Cell
+from rnnlab.cells.elman import ElmanCell
+from rnnlab.cells.gru import GRUCell
+from rnnlab.cells.init import RECURRENT_INITS, init_uniform_, reset_weight_
+from rnnlab.cells.lstm import LSTMCell, LSTMState
+from rnnlab.cells.norm import RecurrentBatchNorm
 from rnnlab.errors import ConfigError
 from rnnlab.fast.torch_kernels import TorchState, run_kernel, run_kernel_packed
 from rnnlab.layers.bidirectional import Bidirectional
 from rnnlab.layers.stack import Stack
-from rnnlab.layers.unroll import Recurrent, check_lengths
+from rnnlab.layers.unroll import Recurrent
+from rnnlab.regularize.recurrent_dropout import RecurrentDropout
+from rnnlab.regularize.weight_drop import WeightDrop, _Step
 from rnnlab.regularize.wrap import CELL_REGULARIZERS, innermost, wrap_cell, wrapper_depth
-from rnnlab.regularize.wrapper import check_probability
+from rnnlab.regularize.zoneout import Zoneout
+from rnnlab.sequences import State, check_lengths
+from rnnlab.validation import check_positive, check_probability
+
+INITS = ("torch", *RECURRENT_INITS)
+"""The drop-in layers' ``init``: torch.nn's, or the recurrent scheme of rnnlab's own cell init."""
+
+TORCH_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+"""A cell's parameters that torch.nn has, in torch's order within a layer and direction."""
+
+CELL_INIT_KEYWORDS = ("forget_bias", "chrono")
+"""Cell keywords that only set rnnlab's initialisation (so they need an ``init`` other than
+``"torch"``)."""
 
 # Internal parameter paths and torch's names for them:
 #   stack.layers.1.cell.weight_ih                  <-> weight_ih_l1
@@ -61,11 +89,13 @@ class TorchCompatibleRNN(nn.Module):
         device: torch.device | str | None,
         dtype: torch.dtype | None,
         fast: bool,
+        init: str,
         cell_kwargs: dict[str, Any],
         fixed_cell_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         check_positive(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        _check_init(init, cell_kwargs)
         if (
             isinstance(dropout, bool)
             or not isinstance(dropout, int | float)
@@ -89,32 +119,36 @@ class TorchCompatibleRNN(nn.Module):
         self.cell_kwargs = cell_kwargs
         self.regularizers = {k: v for k, v in regularizers.items() if v}
         self.variational = variational
-        cell_kwargs = {**(fixed_cell_kwargs or {}), **cell_kwargs}
-        layers: list[nn.Module] = []
-        layer_cells: list[Cell] = []  # torch's order: layer 0 forward, layer 0 backward, ...
-        layer_input = input_size
-        for _ in range(num_layers):
-            directions = [
-                wrap_cell(
-                    cells.create(
-                        cell_name,
-                        input_size=layer_input,
-                        hidden_size=hidden_size,
-                        bias=bias,
-                        **cell_kwargs,
-                    ),
-                    **regularizers,
-                )
-                for _ in range(2 if bidirectional else 1)
-            ]
-            layer_cells += directions
-            if bidirectional:
-                forward = Recurrent(directions[0], fast=fast)
-                backward = Recurrent(directions[1], reverse=True, fast=fast)
-                layers.append(Bidirectional(forward, backward))
-            else:
-                layers.append(Recurrent(directions[0], fast=fast))
-            layer_input = layers[-1].output_size
+        self.init = init
+        # with torch's init the cells' own draws are thrown away: a cheap scheme, on a forked RNG
+        cell_init = "uniform" if init == "torch" else init
+        cell_kwargs = {**(fixed_cell_kwargs or {}), **cell_kwargs, "init": cell_init}
+        with torch.random.fork_rng(devices=[], enabled=init == "torch"):
+            layers: list[nn.Module] = []
+            layer_cells: list[Cell] = []  # torch's order: layer 0 forward, layer 0 backward, ...
+            layer_input = input_size
+            for _ in range(num_layers):
+                directions = [
+                    wrap_cell(
+                        cells.create(
+                            cell_name,
+                            input_size=layer_input,
+                            hidden_size=hidden_size,
+                            bias=bias,
+                            **cell_kwargs,
+                        ),
+                        **regularizers,
+                    )
+                    for _ in range(2 if self.bidirectional else 1)
+                ]
+                layer_cells += directions
+                if self.bidirectional:
+                    forward = Recurrent(directions[0], fast=fast)
+                    backward = Recurrent(directions[1], reverse=True, fast=fast)
+                    layers.append(Bidirectional(forward, backward))
+                else:
+                    layers.append(Recurrent(directions[0], fast=fast))
+                layer_input = layers[-1].output_size
         self.stack = Stack(layers, dropout=dropout, locked=self.variational)
         self._cells = tuple(layer_cells)  # fixed at construction; read on every forward pass
         self._cell_path = "cell." + "inner." * wrapper_depth(layer_cells[0])
@@ -122,13 +156,38 @@ class TorchCompatibleRNN(nn.Module):
         self._fast = fast
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
-        # public in recent torch; the private spelling behaves the same in older versions
-        getattr(self, "register_state_dict_post_hook", self._register_state_dict_hook)(
-            _rename_to_torch
-        )
-        self.register_load_state_dict_pre_hook(_rename_from_torch)
-        self.register_load_state_dict_post_hook(_rename_incompatible_keys)
+        if init == "torch":  # as torch.nn, on the final device and dtype
+            self.reset_parameters()
+        self._register_renaming()
         self.flatten_parameters()
+
+    def _register_renaming(self) -> None:
+        """The hooks that give ``state_dict`` and ``load_state_dict`` torch's names (their handles
+        in ``_renaming``; :meth:`__getstate__` leaves them out of a pickle)."""
+        # public in recent torch; the private spelling behaves the same in older versions
+        register = getattr(self, "register_state_dict_post_hook", self._register_state_dict_hook)
+        self._renaming = (
+            register(_rename_to_torch),
+            self.register_load_state_dict_pre_hook(_rename_from_torch),
+            self.register_load_state_dict_post_hook(_rename_incompatible_keys),
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the renaming hooks (:meth:`__setstate__` registers them again), so that
+        a pickled layer holds only :data:`SAFE_GLOBALS` and ``weights_only`` loading takes it."""
+        state = self.__dict__.copy()
+        ours = {handle.id for handle in state.pop("_renaming")}
+        for key in (
+            "_state_dict_hooks",
+            "_load_state_dict_pre_hooks",
+            "_load_state_dict_post_hooks",
+        ):
+            state[key] = OrderedDict((k, v) for k, v in state[key].items() if k not in ours)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._register_renaming()
 
     # ---- structure -------------------------------------------------------------------------
 
@@ -158,9 +217,17 @@ class TorchCompatibleRNN(nn.Module):
         return [list(cell.parameters()) for cell in self.cells()]
 
     def reset_parameters(self) -> None:
-        """Re-initialise every cell with its own (documented) initialisation."""
+        """Re-initialise: with ``init="torch"`` as torch.nn does (every parameter of torch's
+        U(-1/sqrt(H), 1/sqrt(H)) in torch's order; a variant's own parameters as its cell sets
+        them), otherwise every cell with its own (documented) initialisation."""
         for cell in self.cells():
-            innermost(cell).reset_parameters()
+            cell = innermost(cell)
+            if self.init != "torch":
+                cell.reset_parameters()
+                continue
+            for name in TORCH_PARAMETERS:
+                if getattr(cell, name, None) is not None:
+                    reset_weight_(cell, name, lambda w: init_uniform_(w, self.hidden_size))
 
     # ---- torch's parameter names ---------------------------------------------------------------
 
@@ -431,6 +498,8 @@ class TorchCompatibleRNN(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.init != "torch":
+            s += f", init={self.init!r}"
         for key, value in self.cell_kwargs.items():
             s += f", {key}={value!r}"
         return s
@@ -460,13 +529,18 @@ class LSTM(TorchCompatibleRNN):
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
         proj_size, device, dtype: as torch.nn.LSTM.
         fast: run on torch's fused kernels when every cell is plain (``False``: reference loop).
-        **cell_kwargs: passed to every layer's cell (``forget_bias``, ``init``, and the variants'
-            keywords); a cell that is no longer plain runs layer by layer on its own path.
+        init: ``"torch"`` (torch.nn's initialisation) or the cell's recurrent scheme
+            (``"orthogonal"``: rnnlab's recommended initialisation; ``"uniform"``, ``"identity"``).
+        **cell_kwargs: passed to every layer's cell (``forget_bias`` and ``chrono``, which need
+            an ``init`` other than ``"torch"``, and the variants' keywords); a cell that is no
+            longer plain runs layer by layer on its own path.
 
-    Initialisation (rnnlab's, not torch's): ``weight_ih`` and ``weight_hr`` ~ U(-1/sqrt(H),
-    1/sqrt(H)); each gate block of ``weight_hh`` orthogonal (``init="uniform"`` for torch's
-    uniform, ``"identity"``); biases zero except the forget-gate slice of ``bias_ih``, which is
-    ``forget_bias=1.0``. ``load_state_dict`` replaces all of it.
+    Initialisation: by default torch.nn.LSTM's, every parameter ~ U(-1/sqrt(H), 1/sqrt(H)) drawn
+    in torch's order (the same seed gives the same weights). ``init="orthogonal"``: rnnlab's,
+    ``weight_ih`` and ``weight_hr`` ~ U(-1/sqrt(H), 1/sqrt(H)); each gate block of ``weight_hh``
+    orthogonal (``"uniform"``, ``"identity"``: that scheme instead); biases zero except the
+    forget-gate slice of ``bias_ih``, which is ``forget_bias=1.0``. ``load_state_dict`` replaces
+    all of it.
 
     Shapes (N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size,
     H_cell = hidden_size, H_out = proj_size if proj_size > 0 else hidden_size):
@@ -502,6 +576,7 @@ class LSTM(TorchCompatibleRNN):
         dtype: torch.dtype | None = None,
         *,
         fast: bool = True,
+        init: str = "torch",
         **cell_kwargs: Any,
     ) -> None:
         if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
@@ -523,6 +598,7 @@ class LSTM(TorchCompatibleRNN):
             device,
             dtype,
             fast,
+            init,
             cell_kwargs,
             {"proj_size": proj_size} if proj_size else None,
         )
@@ -555,10 +631,14 @@ class GRU(TorchCompatibleRNN):
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
         dtype: as torch.nn.GRU.
         fast: run on torch's fused kernels when every cell is plain (``False``: reference loop).
-        **cell_kwargs: passed to every layer's cell (``init``, and the variants' keywords).
+        init: ``"torch"`` (torch.nn's initialisation) or the cell's recurrent scheme
+            (``"orthogonal"``: rnnlab's recommended initialisation; ``"uniform"``, ``"identity"``).
+        **cell_kwargs: passed to every layer's cell (``chrono``, which needs an ``init`` other
+            than ``"torch"``, and the variants' keywords).
 
-    Initialisation (rnnlab's): ``weight_ih`` and the biases ~ U(-1/sqrt(H), 1/sqrt(H)); each gate
-    block of ``weight_hh`` orthogonal (``init="uniform"`` gives torch's initialisation).
+    Initialisation: by default torch.nn.GRU's, every parameter ~ U(-1/sqrt(H), 1/sqrt(H)) drawn
+    in torch's order. ``init="orthogonal"``: rnnlab's, ``weight_ih`` and the biases ~
+    U(-1/sqrt(H), 1/sqrt(H)) and each gate block of ``weight_hh`` orthogonal.
 
     Shapes (N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size,
     H_out = hidden_size):
@@ -592,6 +672,7 @@ class GRU(TorchCompatibleRNN):
         dtype: torch.dtype | None = None,
         *,
         fast: bool = True,
+        init: str = "torch",
         **cell_kwargs: Any,
     ) -> None:
         super().__init__(
@@ -606,6 +687,7 @@ class GRU(TorchCompatibleRNN):
             device,
             dtype,
             fast,
+            init,
             cell_kwargs,
         )
         self.mode = "GRU"
@@ -627,10 +709,14 @@ class RNN(TorchCompatibleRNN):
         input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout,
         bidirectional, device, dtype: as torch.nn.RNN (same positional order).
         fast: run on torch's fused kernels when every cell is plain (``False``: reference loop).
-        **cell_kwargs: passed to every layer's cell (``init="identity"`` for an IRNN, ...).
+        init: ``"torch"`` (torch.nn's initialisation) or the cell's recurrent scheme
+            (``"orthogonal"``: rnnlab's recommended initialisation; ``"identity"`` for an IRNN;
+            ``"uniform"``).
+        **cell_kwargs: passed to every layer's cell.
 
-    Initialisation (rnnlab's): ``weight_ih`` and the biases ~ U(-1/sqrt(H), 1/sqrt(H));
-    ``weight_hh`` orthogonal (``init="uniform"`` gives torch's initialisation).
+    Initialisation: by default torch.nn.RNN's, every parameter ~ U(-1/sqrt(H), 1/sqrt(H)) drawn
+    in torch's order. ``init="orthogonal"``: rnnlab's, ``weight_ih`` and the biases ~
+    U(-1/sqrt(H), 1/sqrt(H)) and ``weight_hh`` orthogonal (``"identity"``: the identity).
 
     Shapes (N = batch, L = sequence length, D = 2 if bidirectional else 1, H_in = input_size,
     H_out = hidden_size):
@@ -664,6 +750,7 @@ class RNN(TorchCompatibleRNN):
         dtype: torch.dtype | None = None,
         *,
         fast: bool = True,
+        init: str = "torch",
         **cell_kwargs: Any,
     ) -> None:
         if nonlinearity not in ("tanh", "relu"):
@@ -681,6 +768,7 @@ class RNN(TorchCompatibleRNN):
             device,
             dtype,
             fast,
+            init,
             cell_kwargs,
             {"nonlinearity": nonlinearity},
         )
@@ -703,6 +791,18 @@ def _pop_regularizers(cell_kwargs: dict[str, Any], dropout: float) -> tuple[dict
             )
         found["recurrent_dropout"] = check_probability("variational_dropout", variational)
     return found, variational is not None
+
+
+def _check_init(init: str, cell_kwargs: dict[str, Any]) -> None:
+    """Reject an unknown ``init``, and rnnlab's init keywords together with torch's init."""
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    given = [key for key in CELL_INIT_KEYWORDS if key in cell_kwargs]
+    if init == "torch" and given:
+        raise ConfigError(
+            f"{given[0]} sets rnnlab's initialisation, which the default init='torch' replaces; "
+            f"pass init='orthogonal' (or 'uniform', 'identity') with it"
+        )
 
 
 def _check_cell_kwargs(cell_name: str, cell_kwargs: dict[str, Any]) -> None:
@@ -755,3 +855,27 @@ def _rename_incompatible_keys(module: TorchCompatibleRNN, incompatible_keys) -> 
         for i, key in enumerate(keys):
             if key.startswith(prefix):
                 keys[i] = prefix + module.torch_name(key[len(prefix) :])
+
+
+SAFE_GLOBALS = [
+    LSTM,
+    GRU,
+    RNN,
+    Stack,
+    Recurrent,
+    Bidirectional,
+    nn.ModuleList,
+    LSTMCell,
+    GRUCell,
+    ElmanCell,
+    nn.LayerNorm,
+    RecurrentBatchNorm,
+    RecurrentDropout,
+    WeightDrop,
+    _Step,  # WeightDrop's step module
+    Zoneout,
+]
+"""Every class a pickled drop-in layer holds (its structures, cells, the variants' normalisations
+and the regularisers of its keywords): rnnlab registers them with
+``torch.serialization.add_safe_globals``, so ``torch.load(..., weights_only=True)`` of a whole
+model needs only the model's own classes allowlisted, as with torch.nn layers."""

@@ -33,9 +33,10 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import State, check_positive, map_state
 from rnnlab.cells.lstm import LSTMState
 from rnnlab.errors import ConfigError
+from rnnlab.sequences import State, map_state
+from rnnlab.validation import check_positive
 
 
 class TreeNode(Protocol):

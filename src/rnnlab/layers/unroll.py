@@ -15,35 +15,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, State, map_state, state_batch_select
+from rnnlab.cells.base import Cell
 from rnnlab.errors import ConfigError
 from rnnlab.fast.torch_kernels import run_kernel
-
-
-def check_lengths(
-    lengths: Tensor | list[int] | None, steps: int, batch: int, device
-) -> Tensor | None:
-    """Validate ``lengths``; return it as a long tensor on ``device`` (or ``None``)."""
-    if lengths is None:
-        return None
-    lengths = torch.as_tensor(lengths, dtype=torch.long, device=device)
-    if lengths.shape != (batch,):
-        raise ConfigError(
-            f"lengths must have shape [{batch}] (one per sequence), got {list(lengths.shape)}"
-        )
-    if bool((lengths < 1).any()) or bool((lengths > steps).any()):
-        raise ConfigError(f"every length must be between 1 and the number of steps {steps}")
-    return lengths
-
-
-def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Reverse each sequence of ``x [T, B, ...]`` within its own length; padding stays in place."""
-    if lengths is None:
-        return x.flip(0)
-    steps = x.shape[0]
-    t = torch.arange(steps, device=x.device).unsqueeze(1)
-    index = torch.where(t < lengths, lengths - 1 - t, t)
-    return x.gather(0, index.view(steps, -1, *([1] * (x.dim() - 2))).expand_as(x))
+from rnnlab.sequences import State, check_lengths, map_state, reverse_padded, state_batch_select
 
 
 def unroll(
@@ -64,7 +39,7 @@ def unroll(
         if lengths is not None:
             valid = t < lengths
             state = state_batch_select(valid, new_state, state)
-            y = y * valid.unsqueeze(1).to(y.dtype)
+            y = y * valid.view(-1, *([1] * (y.dim() - 1))).to(y.dtype)
         else:
             state = new_state
         outputs[t] = y

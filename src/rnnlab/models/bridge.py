@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, State
+from rnnlab.cells.base import Cell
+from rnnlab.sequences import State
 
 
 class StateBridge(nn.Module):

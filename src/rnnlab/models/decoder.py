@@ -36,10 +36,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab import cells
-from rnnlab.cells.base import State, check_positive, map_state
 from rnnlab.errors import ConfigError
 from rnnlab.layers import Recurrent
 from rnnlab.models.attention import Attention
+from rnnlab.sequences import State, map_state
+from rnnlab.validation import check_positive
 
 LENGTH_MODES = ("eos", "halt", "length")
 PAD, BOS, EOS = 0, 1, 2

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab import cells
-from rnnlab.cells.base import check_positive
 from rnnlab.layers import Bidirectional, Recurrent, Stack
+from rnnlab.validation import check_positive
 
 
 def length_mask(lengths: Tensor | None, steps: int, batch: int, device) -> Tensor:

@@ -26,10 +26,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import check_positive
 from rnnlab.cells.esn import EchoStateCell
 from rnnlab.errors import ConfigError
 from rnnlab.layers.unroll import Recurrent
+from rnnlab.validation import check_positive
 
 
 class EchoState(NamedTuple):

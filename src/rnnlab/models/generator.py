@@ -27,10 +27,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import State
 from rnnlab.errors import ConfigError
 from rnnlab.models.bridge import StateBridge
 from rnnlab.models.decoder import BOS, EOS, PAD, RecurrentDecoder
+from rnnlab.sequences import State
 
 CONDITION_MODES = ("init", "input", "both")
 

@@ -65,7 +65,7 @@ from rnnlab.regularize import (
     wrap_cell,
 )
 from rnnlab.regularize.penalties import gradient_norm_penalty, unroll_keeping_states
-from rnnlab.regularize.wrapper import check_probability
+from rnnlab.validation import check_probability
 
 
 class LanguageModel(nn.Module):

@@ -39,10 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, check_positive
+from rnnlab.cells.base import Cell
 from rnnlab.cells.lstm import LSTMState
 from rnnlab.errors import ConfigError
 from rnnlab.layers.unroll import unroll
+from rnnlab.validation import check_positive
 
 
 class MaskedConv2d(nn.Conv2d):

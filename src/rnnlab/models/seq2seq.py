@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from rnnlab.cells.base import map_state
 from rnnlab.models.bridge import StateBridge
 from rnnlab.models.decoder import BOS, EOS, PAD, RecurrentDecoder
 from rnnlab.models.encoder import RecurrentEncoder, length_mask
+from rnnlab.sequences import map_state
 
 
 class Seq2Seq(nn.Module):

@@ -23,9 +23,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnlab.cells import create, get
-from rnnlab.cells.base import check_positive
 from rnnlab.errors import ConfigError
 from rnnlab.layers.unroll import Recurrent
+from rnnlab.validation import check_positive
 
 
 class SequenceModel(nn.Module):

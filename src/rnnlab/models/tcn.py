@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from rnnlab.cells.base import check_positive
 from rnnlab.errors import ConfigError
+from rnnlab.validation import check_positive
 
 
 class CausalConv1d(nn.Conv1d):

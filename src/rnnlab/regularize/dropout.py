@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.regularize.wrapper import check_probability
+from rnnlab.validation import check_probability
 
 
 class LockedDropout(nn.Module):

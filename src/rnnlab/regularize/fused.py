@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from rnnlab.cells.base import Cell, State
+from rnnlab.cells.base import Cell
 from rnnlab.fast.regularizer_masks import RegularizerMasks
 from rnnlab.regularize.dropout import dropout_mask
 from rnnlab.regularize.weight_drop import WeightDrop
+from rnnlab.sequences import State
 
 
 def draw_masks(

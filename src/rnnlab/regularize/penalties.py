@@ -23,8 +23,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells.base import Cell, State
+from rnnlab.cells.base import Cell
 from rnnlab.regularize.recurrent_dropout import recurrent_part
+from rnnlab.sequences import State
 
 RECURRENT_WEIGHT_PREFIX = "weight_hh"
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.cells.base import Cell, State
+from rnnlab.cells.base import Cell
 from rnnlab.regularize.dropout import dropout_mask
 from rnnlab.regularize.fused import fused_unroll_with_masks
-from rnnlab.regularize.wrapper import CellWrapper, check_probability
+from rnnlab.regularize.wrapper import CellWrapper
+from rnnlab.sequences import State
+from rnnlab.validation import check_probability
 
 
 def recurrent_part(state: State) -> Tensor:

@@ -20,11 +20,13 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from rnnlab.cells.base import Cell, State
+from rnnlab.cells.base import Cell
 from rnnlab.errors import ConfigError
 from rnnlab.fast.regularizer_masks import RegularizerMasks
 from rnnlab.regularize.dropout import dropout_mask
-from rnnlab.regularize.wrapper import CellWrapper, check_probability
+from rnnlab.regularize.wrapper import CellWrapper
+from rnnlab.sequences import State
+from rnnlab.validation import check_probability
 
 
 def _resolve(cell: Cell, name: str) -> str:

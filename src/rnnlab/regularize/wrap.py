@@ -22,8 +22,9 @@ from torch import nn
 from rnnlab.cells.base import Cell
 from rnnlab.regularize.recurrent_dropout import RecurrentDropout
 from rnnlab.regularize.weight_drop import WeightDrop
-from rnnlab.regularize.wrapper import CellWrapper, check_probability
+from rnnlab.regularize.wrapper import CellWrapper
 from rnnlab.regularize.zoneout import Zoneout
+from rnnlab.validation import check_probability
 
 CELL_REGULARIZERS = ("recurrent_dropout", "weight_drop", "zoneout_cell", "zoneout_hidden")
 """The keywords :func:`wrap_cell` takes."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.cells.base import Cell, State
-from rnnlab.errors import ConfigError
+from rnnlab.cells.base import Cell
+from rnnlab.sequences import State
 
 
 class CellWrapper(Cell):
@@ -35,10 +35,3 @@ class CellWrapper(Cell):
 
     def step(self, xp_t: Tensor, state: State) -> tuple[Tensor, State]:
         return self.inner.step(xp_t, state)
-
-
-def check_probability(name: str, p: float) -> float:
-    """Raise a ConfigError unless ``0 <= p < 1``."""
-    if not 0.0 <= float(p) < 1.0:
-        raise ConfigError(f"{name} must be a probability in [0, 1), got {p!r}")
-    return float(p)

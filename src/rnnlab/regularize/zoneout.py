@@ -20,10 +20,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.cells.base import Cell, State
+from rnnlab.cells.base import Cell
 from rnnlab.regularize.fused import fused_unroll_with_masks
 from rnnlab.regularize.recurrent_dropout import RecurrentDropout
-from rnnlab.regularize.wrapper import CellWrapper, check_probability
+from rnnlab.regularize.wrapper import CellWrapper
+from rnnlab.sequences import State
+from rnnlab.validation import check_probability
 
 
 class Zoneout(CellWrapper):
