@@ -18,8 +18,9 @@ from rnnlab.errors import ConfigError, DataError
 
 def test_parse_splits():
     assert parse_splits("90/5/5") == pytest.approx((0.9, 0.05, 0.05))
-    assert parse_splits("9/1/0") == pytest.approx((0.9, 0.1, 0.0))
-    for bad in ("90/10", "a/b/c", "90/0/10", "0/50/50", "90/-5/15"):
+    assert parse_splits("90/10/0") == pytest.approx((0.9, 0.1, 0.0))
+    assert parse_splits("33.5/33.5/33") == pytest.approx((0.335, 0.335, 0.33))
+    for bad in ("90/10", "a/b/c", "90/0/10", "0/50/50", "90/-5/15", "90/20/0", "9/1/0"):
         with pytest.raises(ConfigError):
             parse_splits(bad)
 

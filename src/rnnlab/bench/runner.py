@@ -32,7 +32,7 @@ from rnnlab.errors import CheckpointError
 from rnnlab.models.sequence import count_parameters
 from rnnlab.models.tcn import TCNSequenceModel
 from rnnlab.training import checkpoint
-from rnnlab.training.config import make_config
+from rnnlab.training.config import make_config, task_options
 from rnnlab.training.trainer import Trainer
 
 DEFAULT_BUDGET_MINUTES = 10.0
@@ -101,12 +101,15 @@ def run_benchmark(
 ) -> BenchResult:
     """Train benchmark ``name`` and evaluate the final model on its reported split.
 
-    ``flags`` are generic and task flags by their ``dest`` names (``{"cell": "gru"}``); the run
+    ``flags`` are generic and task flags by their ``dest`` names (``{"cell": "gru"}``; those the
+    task does not take are left out, so one set of flags serves every benchmark); the run
     directory is ``flags["out"]`` or a temporary folder removed afterwards. Trainer output goes
     to ``log`` (default: discarded).
     """
     entry = get_entry(name)
-    settings = resolve_settings(entry, dict(flags or {}), budget_minutes, quick)
+    options = task_options(tasks.get(entry.task))  # bench --quick --model tcn: where it exists
+    flags = {k: v for k, v in (flags or {}).items() if k in options}
+    settings = resolve_settings(entry, flags, budget_minutes, quick)
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as scratch:
         run_dir = Path(settings.get("out") or Path(scratch) / "run")
         settings["out"] = str(run_dir)

@@ -2,8 +2,11 @@
 
 Every module in ``rnnlab.cli`` other than this one is a subcommand: it defines
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
-arguments and returning an exit code. Errors the user can fix (``RnnlabError``) are printed as one
-line on stderr with exit code 2; ``--debug`` shows the traceback instead.
+arguments and returning an exit code. A subcommand whose flags depend on its arguments (``train
+--task X``) also sets ``own_flags=True``: the arguments its parser did not know arrive in
+``args.rest`` and it parses them itself with a :class:`Parser`. Errors the user can fix
+(``RnnlabError``) and argparse's errors are printed as one line on stderr with exit code 2;
+``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -16,13 +19,32 @@ import sys
 import traceback
 
 import rnnlab.cli
-from rnnlab.errors import RnnlabError
+from rnnlab.errors import ConfigError, RnnlabError
 from rnnlab.fast.heap import keep_freed_memory
 from rnnlab.training import distributed
 
 
+class UsageError(ConfigError):
+    """A command line argparse cannot parse: one line and where to read the usage."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(f"{message}; see {hint}")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are a :class:`UsageError` (``see PROG --help``, or
+    ``hint``) instead of the usage printed and the process ended."""
+
+    def __init__(self, *args, hint: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hint = hint
+
+    def error(self, message: str):
+        raise UsageError(message, self.hint or f"{self.prog} --help")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rnnlab", description="Recurrent neural networks: train, sample, evaluate, analyse."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -50,10 +72,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, rest = parser.parse_known_args(argv)
+        if rest and not getattr(args, "own_flags", False):
+            command = f"rnnlab {args.command}" if args.command else "rnnlab"
+            raise UsageError(f"unrecognized arguments: {' '.join(rest)}", f"{command} --help")
+    except UsageError as error:
+        print(f"rnnlab: error: {error}", file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if getattr(args, "own_flags", False):
+        args.rest = rest
     try:
         keep_freed_memory()  # no page faults on every step's fresh memory (rnnlab.fast.heap)
         return int(args.func(args) or 0)

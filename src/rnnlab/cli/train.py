@@ -6,6 +6,7 @@ Examples::
     rnnlab train --data input.txt --splits 90/10/0 --hidden 512 --max-minutes 15
     rnnlab train --resume runs/20261122-031500 --max-steps 5000
     rnnlab train --config run.yaml --lr 1e-3         # settings from a file, flags override it
+    rnnlab train --task sst-tree --help              # the generic flags and sst-tree's own
     torchrun --nproc_per_node 2 -m rnnlab train      # data-parallel over 2 processes
 """
 
@@ -16,34 +17,31 @@ import time
 from pathlib import Path
 
 from rnnlab import tasks
+from rnnlab.cli.main import Parser
 from rnnlab.errors import ConfigError
 from rnnlab.training import checkpoint, distributed
 from rnnlab.training.config import (
-    GENERIC_DEFAULTS,
     RUN_ONLY,
     add_generic_arguments,
     given,
     make_config,
-    task_argument_defaults,
+    not_an_option,
+    owners,
+    task_options,
 )
-from rnnlab.training.config_file import load_config_file
+from rnnlab.training.config_file import load_config_file, read_config_file
 from rnnlab.training.trainer import Trainer, resolve_device
 
 
-class _FirstDefinitionWins:
-    """Adds a task's flags to a shared parser group, skipping flags another task already added.
+class _NotGiven:
+    """Adds a task's flags to a parser group with the parsed default ``None`` ("not given"): the
+    task's own defaults are filled in by :func:`~rnnlab.training.config.make_config`, after a
+    resumed run's configuration."""
 
-    Parsed defaults are ``None`` ("not given"); the task's own defaults are filled in by
-    :func:`~rnnlab.training.config.make_config`, after a resumed run's configuration.
-    """
-
-    def __init__(self, parser: argparse.ArgumentParser, group: argparse._ArgumentGroup):
-        self.parser, self.group = parser, group
+    def __init__(self, group: argparse._ArgumentGroup):
+        self.group = group
 
     def add_argument(self, *flags: str, **kwargs):
-        known = self.parser._option_string_actions
-        if any(flag in known for flag in flags):
-            return None
         kwargs["default"] = None
         return self.group.add_argument(*flags, **kwargs)
 
@@ -52,8 +50,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a model (default: character-level LSTM language model)",
-        description="Train a task's model. Every flag is optional; unset flags take the task's "
-        "defaults. Tasks: " + ", ".join(tasks.available()),
+        add_help=False,  # the flags depend on --task: run() parses them, --help included
+    )
+    parser.set_defaults(func=run, own_flags=True)
+
+
+def task_parser(name: str) -> Parser:
+    """The parser of ``rnnlab train --task NAME``: the generic flags and task NAME's own."""
+    task_cls = tasks.get(name)
+    parser = Parser(
+        prog="rnnlab train",
+        hint=f"rnnlab train --task {name} --help",
+        description=f"Train task {name}'s model. Every flag is optional; unset flags take the "
+        f"task's defaults. Other tasks take other flags: rnnlab train --task TASK --help. "
+        f"Tasks: {', '.join(tasks.available())}",
+        allow_abbrev=False,  # an abbreviation could silently mean another flag of this task
     )
     add_generic_arguments(parser)
     parser.add_argument(
@@ -62,28 +73,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="settings from a YAML, TOML or JSON file (a run's config.json reproduces the run); "
         "flags given here override it",
     )
-    for name in tasks.available():
-        task_cls = tasks.get(name)
-        shown = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in task_cls.defaults.items())
-        group = parser.add_argument_group(f"task {name}", f"defaults: {shown}" if shown else None)
-        task_cls.add_arguments(_FirstDefinitionWins(parser, group))
-    parser.set_defaults(func=run, parser=parser)
+    shown = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in task_cls.defaults.items())
+    group = parser.add_argument_group(f"task {name}", f"defaults: {shown}" if shown else None)
+    task_cls.add_arguments(_NotGiven(group))
+    return parser
 
 
-def _file_settings(args: argparse.Namespace) -> dict:
-    known = {**GENERIC_DEFAULTS}
-    for name in tasks.available():
-        known.update(task_argument_defaults(tasks.get(name)))
-    return load_config_file(args.config, args.parser, known)
+def _chosen_task(rest: list[str]) -> str:
+    """The task of a command line: ``--task``, else the ``--config`` file's or the resumed
+    run's, else charlm."""
+    first = Parser(prog="rnnlab train", add_help=False, allow_abbrev=False)
+    for flag in ("--task", "--config", "--resume"):
+        first.add_argument(flag)
+    known, _ = first.parse_known_args(rest)
+    if known.task is not None:
+        return known.task
+    if known.resume is not None:
+        return checkpoint.read_config(known.resume)["task"]
+    if known.config is not None:
+        return str(read_config_file(known.config).get("task") or "charlm")
+    return "charlm"
+
+
+def parse(rest: list[str]) -> tuple[argparse.Namespace, Parser, str]:
+    """``(arguments, parser, task)`` of ``rnnlab train``'s arguments, parsed by the parser of the
+    task they choose; a flag of another task is a one-line error naming the task."""
+    name = _chosen_task(rest)
+    tasks.get(name)  # an unknown task is named before its flags are looked at
+    parser = task_parser(name)
+    args, unknown = parser.parse_known_args(rest)
+    for word in unknown:
+        setting = word.split("=", 1)[0].removeprefix("--").replace("-", "_")
+        if word.startswith("--") and owners(setting):
+            parser.error(not_an_option(setting, name))
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args, parser, name
 
 
 def run(args: argparse.Namespace) -> int:
+    args, parser, name = parse(args.rest)
     flags = given(args)
-    flags.pop("parser", None)
     if flags.pop("config", None) is not None:
         if args.resume:
             raise ConfigError("give --config or --resume, not both (a resumed run keeps its own)")
-        flags = {**_file_settings(args), **flags}  # flags override the file
+        from_file = load_config_file(args.config, parser, task_options(tasks.get(name)), name)
+        flags = {**from_file, **flags}  # flags override the file
+        name = flags.get("task", name)
     if args.resume:
         run_dir = Path(args.resume)
         saved = checkpoint.read_config(run_dir)
@@ -102,8 +138,10 @@ def run(args: argparse.Namespace) -> int:
             )
         config = make_config(saved["task"], base=saved, **flags)
     else:
-        config = make_config(flags.pop("task", "charlm"), **flags)
+        flags.pop("task", None)
+        config = make_config(name, **flags)
         run_dir = Path(config.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    tasks.get(config.task).check_needs()  # a missing extra now, not at the first validation
     # under torchrun every rank joins the process group here and uses rank 0's run directory
     info = distributed.setup(resolve_device(config.device))
     run_dir = distributed.broadcast_object(run_dir, info)

@@ -35,8 +35,8 @@ TEXT_DATASETS = {"tinyshakespeare": "input.txt"}
 
 
 def parse_splits(spec: str) -> tuple[float, float, float]:
-    """``"90/5/5"`` -> ``(0.9, 0.05, 0.05)``; any three non-negative numbers with a positive
-    train and valid part, normalised to sum to 1."""
+    """``"90/5/5"`` -> ``(0.9, 0.05, 0.05)``; three non-negative percentages that sum to 100,
+    with a positive train and valid part."""
     try:
         parts = [float(p) for p in spec.split("/")]
     except ValueError:
@@ -46,8 +46,11 @@ def parse_splits(spec: str) -> tuple[float, float, float]:
             f"--splits must be three numbers train/valid/test with positive train and valid "
             f"parts, like 90/5/5; got {spec!r}"
         )
-    total = sum(parts)
-    return parts[0] / total, parts[1] / total, parts[2] / total
+    if abs(sum(parts) - 100.0) > 1e-6:
+        raise ConfigError(
+            f"--splits {spec} sums to {sum(parts):g}, not 100: give percentages, like 90/5/5"
+        )
+    return parts[0] / 100.0, parts[1] / 100.0, parts[2] / 100.0
 
 
 @dataclass

@@ -20,11 +20,11 @@ clipping, recovery, checkpoints) and works with every task. A task is one module
 
 Life cycle (what the trainer and the CLI call, in order):
 
-1. ``create(name, config, run_dir)``: ``config`` is the resolved ``argparse.Namespace`` of all
-   flags (the trainer's generic flags, every task's own flags, then ``defaults`` of the task for
-   flags the user did not give). ``run_dir`` is an existing run being resumed, sampled or
-   evaluated: restore what :meth:`Task.save` wrote there (a vocabulary ...) instead of building
-   it again.
+1. ``create(name, config, run_dir)``: ``config`` is the resolved ``argparse.Namespace`` of the
+   trainer's generic flags and the task's own flags (``defaults`` of the task for flags the user
+   did not give); no other task's flags are in it. ``run_dir`` is an existing run being
+   resumed, sampled or evaluated: restore what :meth:`Task.save` wrote there (a vocabulary ...)
+   instead of building it again.
 2. ``save(run_dir)`` once, when a new run starts.
 3. ``build_model()``; the trainer moves it to ``config.device``.
 4. per epoch: ``for batch in train_batches(epoch, start)``: ``loss(model, batch, state)``. The
@@ -43,6 +43,7 @@ Life cycle (what the trainer and the CLI call, in order):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -71,6 +72,9 @@ class Task:
     """Task-specific defaults of generic flags (``{"hidden": 128, "lr": 1e-3}``)."""
     unit: ClassVar[str] = "examples"
     """What ``loss``'s ``metrics["count"]`` counts; the progress bar shows ``<unit>/s``."""
+    needs: ClassVar[dict[str, str]] = {}
+    """Optional modules that training and evaluation import, each with the rnnlab extra that
+    installs it (``{"sacrebleu": "translate"}``); checked by :meth:`check_needs`."""
     curriculum: Curriculum | None = None
     """Set in ``__init__`` by a task that supports ``--curriculum``
     (:func:`rnnlab.training.curriculum.build_curriculum`): ``train_batches`` reads its ``length``
@@ -82,8 +86,19 @@ class Task:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-        """Add the task's own command-line flags (a flag another task already added is kept as
-        the first definition, so tasks sharing a flag must give it the same meaning)."""
+        """Add the task's own command-line flags. They are the task's alone: another task may
+        define a flag of the same name with another meaning and default."""
+
+    @classmethod
+    def check_needs(cls) -> None:
+        """A ``ConfigError`` naming the extra to install when a module of :attr:`needs` is
+        missing (called before a run starts, not when the first evaluation needs it)."""
+        for module, extra in cls.needs.items():
+            if importlib.util.find_spec(module) is None:
+                raise ConfigError(
+                    f"task {cls.name} needs {module}: pip install 'rnnlab[{extra}]' "
+                    f"(or pip install {module})"
+                )
 
     def describe(self) -> str:
         """One line about the data, printed when training starts (optional)."""

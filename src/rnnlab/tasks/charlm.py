@@ -14,6 +14,7 @@ Files it writes into the run: ``vocab.json`` (the characters, in id order) and `
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections.abc import Iterator
@@ -23,8 +24,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from rnnlab.data.batching import StreamBatches
-from rnnlab.data.text import Corpus, Vocabulary, load_corpus
-from rnnlab.errors import CheckpointError, DataError
+from rnnlab.data.text import Corpus, Vocabulary, load_corpus, parse_splits
+from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.jsonfile import read_json
 from rnnlab.models.language_model import LanguageModel
 from rnnlab.tasks.base import Task, register
@@ -35,6 +36,15 @@ VOCAB, DATA = "vocab.json", "data.json"
 LN2 = math.log(2.0)
 EVAL_STREAMS = 64
 """Parallel streams when evaluating (more than in training: forward-only is cheap per stream)."""
+
+
+def splits_flag(text: str) -> str:
+    """``--splits``: checked when parsed (before any data is read), kept as written."""
+    try:
+        parse_splits(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--splits ")) from None
+    return text
 
 
 @register("charlm")
@@ -63,6 +73,7 @@ class CharLM(Task):
         )
         parser.add_argument(
             "--splits",
+            type=splits_flag,
             default="90/5/5",
             help="train/valid/test percentages (90/5/5; 90/10/0 = nanoGPT shakespeare_char)",
         )

@@ -25,7 +25,7 @@ TCN_KERNEL_SIZE = 2
 
 
 def add_common_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """Flags every benchmark task understands (a caller merging tasks keeps the first copy)."""
+    """Flags every benchmark task takes (each task adds its own copy to its own parser)."""
     parser.add_argument(
         "--forget-bias",
         type=float,

@@ -60,6 +60,7 @@ class Translate(BucketedTask):
 
     metric, metric_mode = "bleu", "max"
     unit = "pairs"
+    needs = {"sacrebleu": "translate"}
     defaults = {
         "hidden": 256,
         "embed": 128,

@@ -178,6 +178,28 @@ def task_argument_defaults(task_cls) -> dict[str, Any]:
     return {a.dest: a.default for a in parser._actions if a.dest != argparse.SUPPRESS}
 
 
+def task_options(task_cls) -> dict[str, Any]:
+    """Every setting task ``task_cls`` takes (the generic ones and its own), with its default."""
+    return {**GENERIC_DEFAULTS, **task_argument_defaults(task_cls), **task_cls.defaults}
+
+
+def owners(name: str) -> list[str]:
+    """The tasks that have a flag of their own for setting ``name``."""
+    from rnnlab.tasks import available, get
+
+    return [t for t in available() if name in task_argument_defaults(get(t))]
+
+
+def not_an_option(name: str, task: str) -> str:
+    """The message for a setting ``name`` that task ``task`` does not take, naming the tasks
+    that do."""
+    flag = "--" + name.replace("_", "-")
+    owners_ = owners(name)
+    shown = ", ".join(owners_[:4]) + (f" and {len(owners_) - 4} more" if len(owners_) > 4 else "")
+    where = f" (tasks that take it: {shown})" if owners_ else ""
+    return f"{flag} is not an option of task {task}{where}"
+
+
 _KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 _KIND_NAMES.update({list: "a list", tuple: "a list", dict: "a mapping"})
 
@@ -205,16 +227,26 @@ def _check_saved_kinds(saved: dict[str, Any], defaults: dict[str, Any]) -> None:
 
 
 def make_config(task: str = "charlm", base: dict[str, Any] | None = None, **given_: Any):
-    """Resolve a full configuration: ``given_`` > ``base`` (a resumed run) > task > generic."""
+    """Resolve a full configuration: ``given_`` > ``base`` (a resumed run) > task > generic.
+
+    A setting that is neither generic nor one of the task's own flags is an error naming the
+    task, so that two tasks can give one flag different meanings."""
     from rnnlab.tasks import get
 
     task_cls = get(task)
-    values = dict(GENERIC_DEFAULTS)
-    values.update(task_argument_defaults(task_cls))
-    values.update(task_cls.defaults)
+    values = task_options(task_cls)
+    for name in base or {}:
+        if name not in values:
+            raise CheckpointError(
+                f"the run's config.json has {name!r}, but {not_an_option(name, task)}; "
+                "remove it from the file, or start a new run"
+            )
     _check_saved_kinds(base or {}, values)
     values.update(base or {})
     given_ = {k: v for k, v in given_.items() if v is not None}
+    for name in given_:
+        if name not in values:
+            raise ConfigError(not_an_option(name, task))
     if isinstance(given_.get("cell_options"), list):
         given_["cell_options"] = dict(given_["cell_options"])
     for group in EXCLUSIVE:

@@ -10,7 +10,8 @@ flags of ``rnnlab train``::
     clip-norm: auto
 
 Precedence: flags given on the command line > the file > the task's defaults > the trainer's.
-Unknown names and values of the wrong type are one-line ``ConfigError`` s. A run's own
+Unknown names, names of another task's flags and values of the wrong type are one-line
+``ConfigError`` s. A run's own
 ``config.json`` is such a file: ``rnnlab train --config RUN/config.json`` starts a new run with
 the same settings (its ``out`` is ignored, so the new run gets its own directory).
 
@@ -27,6 +28,7 @@ from typing import Any
 
 from rnnlab.errors import ConfigError
 from rnnlab.training import checkpoint
+from rnnlab.training.config import not_an_option, owners
 
 IGNORED_FROM_RUN = ("out", "resume")
 """Settings of a run's ``config.json`` that describe that run, not how to train."""
@@ -103,11 +105,8 @@ def _check_type(name: str, value: Any, action: argparse.Action | None, default: 
     return value
 
 
-def load_config_file(
-    path: str | Path, parser: argparse.ArgumentParser, defaults: dict[str, Any]
-) -> dict[str, Any]:
-    """The settings in ``path``, checked against ``parser``'s flags and the names in
-    ``defaults`` (settings without a flag, such as ``recovery_patience``)."""
+def read_config_file(path: str | Path) -> dict[Any, Any]:
+    """The mapping in ``path``, not yet checked against any flags."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--config {path}: no such file")
@@ -116,6 +115,17 @@ def load_config_file(
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of setting names to values")
+    return data
+
+
+def load_config_file(
+    path: str | Path, parser: argparse.ArgumentParser, defaults: dict[str, Any], task: str
+) -> dict[str, Any]:
+    """The settings in ``path``, checked against ``parser``'s flags and the names in
+    ``defaults`` (settings without a flag, such as ``recovery_patience``): those of ``task``;
+    another task's setting is an error naming ``task``."""
+    path = Path(path)
+    data = read_config_file(path)
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
     flag_names = {  # a flag's own name as well as its destination: cell_option -> cell_options
         o.lstrip("-").replace("-", "_"): a.dest for a in actions.values() for o in a.option_strings
@@ -128,6 +138,8 @@ def load_config_file(
         if from_run and name in IGNORED_FROM_RUN:
             continue
         if name not in actions and name not in defaults:
+            if owners(name):
+                raise ConfigError(f"{path}: {not_an_option(name, task)}")
             close = [k for k in actions if k.startswith(name[:3])][:3]
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"{path}: unknown setting {raw_name!r}{hint}")

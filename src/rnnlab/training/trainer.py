@@ -43,6 +43,7 @@ from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.tasks.base import Task
 from rnnlab.training import checkpoint, distributed, metrics_log
 from rnnlab.training.gradients import GradientMonitor
+from rnnlab.training.progress import advance, budget_bar, budget_label
 from rnnlab.training.recovery import NonFiniteGuard, TrainingDiverged
 from rnnlab.training.regularization import after_update, weight_noise
 from rnnlab.training.run_lock import LOCK, RunLock
@@ -242,14 +243,8 @@ class Trainer:
                 else ""
             )
         )
-        bar = tqdm(
-            total=self.config.max_steps,
-            initial=self.step,
-            disable=not self.progress,
-            dynamic_ncols=True,
-            unit="step",
-            file=sys.stderr,
-        )
+        budget = budget_label(c.max_steps, c.max_minutes, c.epochs)
+        bar = budget_bar(budget, self.step, self._progress(), self.progress)
         previous_handlers = self._catch_stop_signals()
         self._window = _Window()
         try:
@@ -307,7 +302,6 @@ class Trainer:
         for batch in batches:
             length = self.curriculum.length if self.curriculum is not None else None  # batch's
             loss, metrics, rolled_back = self._train_step(batch)
-            bar.update(1)
             if rolled_back:
                 return False
             if self.curriculum is not None and self.curriculum.after_step(self.step):
@@ -316,7 +310,7 @@ class Trainer:
             window.add(loss, metrics)
             rate = window.units / max(time.monotonic() - window.start, 1e-9)
             shown = f"loss {window.mean('loss'):.3f} | {rate:,.0f} {self.task.unit}/s"
-            bar.set_postfix_str(shown, refresh=False)
+            advance(bar, self.step, self._progress(), shown)
             spent = self._budget_spent()
             if self.step % self.config.log_every == 0 or spent:
                 means = {k: window.mean(k) for k in window.sums}
