@@ -16,8 +16,8 @@ YAML, TOML or JSON, for example::
     minutes_per_trial: 0.5          # or steps_per_trial: N; total_minutes caps a session
     reference: vanilla              # the report's baseline value of each categorical
 
-Settings are ``rnnlab train``'s (underscored) plus ``momentum`` (sgd) and ``input_noise``, which
-the trainer reads from the configuration. ``storage`` (a database URL) replaces the default
+Settings are ``rnnlab train``'s flags, underscored (``momentum``, ``input_noise`` ...).
+``storage`` (a database URL) replaces the default
 ``sqlite:///DIR/study.db``.
 """
 
@@ -31,7 +31,6 @@ from typing import Any
 
 from rnnlab.errors import ConfigError
 
-TRAINER_SETTINGS = {"momentum": None, "input_noise": 0.0}
 """Settings the trainer reads when present that ``rnnlab train`` has no flag for yet."""
 CELL_OPTION = "cell_option."
 DISTRIBUTIONS = ("categorical", "uniform", "log_uniform", "int")
@@ -112,7 +111,7 @@ def known_settings(task: str) -> dict[str, Any]:
 
     if task not in tasks.available():
         raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(tasks.available())}")
-    return {**GENERIC_DEFAULTS, **task_argument_defaults(tasks.get(task)), **TRAINER_SETTINGS}
+    return {**GENERIC_DEFAULTS, **task_argument_defaults(tasks.get(task))}
 
 
 def _check_distribution(name: str, spec: Any) -> None:

@@ -45,6 +45,8 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "batch_size": 32,
     "lr": 2e-3,
     "optimizer": "adam",
+    "momentum": None,
+    "input_noise": 0.0,
     "schedule": "constant",
     "warmup": 0,
     "clip_norm": None,
@@ -106,6 +108,13 @@ def add_generic_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, help="parallel streams / sequences per batch (32)")
     g.add_argument("--lr", type=float, help="peak learning rate (2e-3)")
     g.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)} (adam)")
+    g.add_argument("--momentum", type=float, help="sgd's momentum (0.9)")
+    g.add_argument(
+        "--input-noise",
+        type=float,
+        metavar="SIGMA",
+        help="std of Gaussian noise added to real-valued inputs in training (0)",
+    )
     g.add_argument("--schedule", help=f"learning-rate schedule: {', '.join(SCHEDULES)} (constant)")
     g.add_argument("--warmup", type=int, help="linear warm-up steps (0)")
     clip = g.add_mutually_exclusive_group()
@@ -275,6 +284,10 @@ def validate(config: argparse.Namespace) -> None:
             raise ConfigError(f"--clip-norm must be a positive number or auto, got {clip_norm!r}")
     if not 0.0 < config.clip_target < 1.0:
         raise ConfigError(f"--clip-target must be in (0, 1), got {config.clip_target}")
+    if config.input_noise < 0:
+        raise ConfigError(f"--input-noise must be zero or positive, got {config.input_noise}")
+    if config.momentum is not None and not 0.0 <= config.momentum < 1.0:
+        raise ConfigError(f"--momentum must be in [0, 1), got {config.momentum}")
     if config.warmup < 0:
         raise ConfigError(f"--warmup must be zero or positive, got {config.warmup}")
     if not 0.0 <= config.dropout < 1.0:
