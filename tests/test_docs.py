@@ -18,7 +18,8 @@ Markers (the HTML comment on the line before the fence)
 Rewrites (a tiny budget, the same meaning)
     ``--max-minutes``/``--budget-minutes`` become 0.1; ``--max-steps`` is capped at 2 (at 4 with
     ``--resume``, which continues a 2-step run), and ``rnnlab train``/``rnnlab bench TASK`` get
-    ``--max-steps 2`` when they have none. ``runs/<timestamp>`` is the newest folder under
+    ``--max-steps 2`` when they have none, and ``rnnlab bench TASK`` also ``--quick`` (a tiny model;
+    the command's own flags still apply). ``runs/<timestamp>`` is the newest folder under
     ``runs/``, made by an earlier ``rnnlab train`` of the same doc. ``PYTHONPATH=src`` is dropped
     (the code under test is already on the path); ``python benchmarks/X.py`` runs the repository's
     script when the doc's folder has none.
@@ -210,9 +211,9 @@ def shrink(command: Command, cwd: Path) -> list[str]:
     elif (
         command.kind == "rnnlab"
         and argv[:1] == ["bench"]
-        and not {"--list", "--from-run", "--quick"} & set(argv)
+        and not {"--list", "--from-run"} & set(argv)
     ):
-        argv += ["--max-steps", str(cap)]
+        argv += ["--max-steps", str(cap)] + ([] if "--quick" in argv else ["--quick"])
     runs = sorted((cwd / "runs").glob("*/"), key=lambda p: p.stat().st_mtime)
     if runs:
         argv = [arg.replace("runs/<timestamp>", f"runs/{runs[-1].name}") for arg in argv]
@@ -264,21 +265,22 @@ def _child(request: dict) -> int:
         return 1
 
 
-def _wait(pid: int, timeout: float) -> int:
+def _wait(pid: int, timeout: float) -> tuple[int, float]:
+    """The child's exit code (-9: killed at the timeout) and CPU seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
-            return os.waitstatus_to_exitcode(status)
+            return os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime
         if time.monotonic() > deadline:
             os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            return -9
+            _, _, usage = os.wait4(pid, 0)
+            return -9, usage.ru_utime + usage.ru_stime
         time.sleep(0.02)
 
 
 def serve() -> None:
-    """Read one JSON request per line on stdin, fork, answer ``{"code": N}`` on stdout."""
+    """Read one JSON request per line on stdin, fork, answer ``{"code": N, "cpu": S}``."""
     import rnnlab.cli.main
 
     rnnlab.cli.main.build_parser()  # imports every subcommand, task and cell once
@@ -294,7 +296,8 @@ def serve() -> None:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code if 0 <= code < 256 else 1)
-        print(json.dumps({"code": _wait(pid, request["timeout"])}), flush=True)
+        code, cpu = _wait(pid, request["timeout"])
+        print(json.dumps({"code": code, "cpu": cpu}), flush=True)
 
 
 if __name__ == "__main__":
@@ -333,6 +336,8 @@ class Runner:
         }
         self.skipped: list[str] = []
         self.serial = 0
+        self.cpu = 0.0
+        self.started = time.monotonic()
 
     def folder(self, doc: str) -> Path:
         root = self.base / doc.replace("/", "_")
@@ -361,6 +366,7 @@ class Runner:
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         answer = json.loads(self.process.stdout.readline())
+        self.cpu += answer["cpu"]
         return answer["code"], out.read_text(errors="replace"), err.read_text(errors="replace")
 
     def close(self) -> None:
@@ -379,7 +385,10 @@ def runner(tmp_path_factory, request):
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         counts = ", ".join(f"{value} {key}" for key, value in helper.counts.items())
-        reporter.write_line(f"\ndocs: {counts}")
+        minutes = (time.monotonic() - helper.started) / 60
+        reporter.write_line(
+            f"\ndocs: {counts}; {helper.cpu / 60:.1f} CPU minutes in {minutes:.1f} minutes"
+        )
         for line in helper.skipped:
             reporter.write_line(f"  skipped {line}")
 
@@ -465,6 +474,8 @@ def test_shrink_gives_a_tiny_budget(tmp_path):
     assert shrink(train, tmp_path) == [
         "train", "--max-minutes", "0.1", "--out", "runs/x", "--max-steps", "2"
     ]  # fmt: skip
+    bench = parse_command("rnnlab bench adding --budget-minutes 15")[0]
+    assert shrink(bench, tmp_path)[2:] == ["--budget-minutes", "0.1", "--max-steps", "2", "--quick"]
     resume = parse_command("rnnlab train --resume runs/q --max-steps 200  # more")[0]
     assert shrink(resume, tmp_path)[-1] == "4"
     sample = parse_command("pip install -e . && rnnlab sample --run runs/<timestamp>")
