@@ -32,6 +32,10 @@ Where it runs
     as it does from the repository root; ``RNNLAB_DATA_DIR`` points there too. Without the shared
     data every block is skipped.
 
+Opt-in
+    All blocks together take about 15 CPU minutes (one thread), more than the rest of the suite,
+    so they run only with ``RNNLAB_DOCS_TEST=1`` (``-k docs/export.md`` runs one doc).
+
 Skips
     A command that ends in the one-line error of a missing optional extra (``pip install``, or
     ``No module named X`` for an X that is not installed) or of a dataset that is not on disk and
@@ -376,21 +380,25 @@ class Runner:
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory, request):
+    if not os.environ.get("RNNLAB_DOCS_TEST"):
+        pytest.skip("the docs take about 15 CPU minutes: RNNLAB_DOCS_TEST=1 runs them")
     data = shared_data_dir()
     if data is None:
         pytest.skip("no shared data directory ../shared/data (or $RNNLAB_DATA_DIR)")
     helper = Runner(tmp_path_factory.mktemp("docs"), data)
     yield helper
     helper.close()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
         counts = ", ".join(f"{value} {key}" for key, value in helper.counts.items())
         minutes = (time.monotonic() - helper.started) / 60
-        reporter.write_line(
-            f"\ndocs: {counts}; {helper.cpu / 60:.1f} CPU minutes in {minutes:.1f} minutes"
-        )
-        for line in helper.skipped:
-            reporter.write_line(f"  skipped {line}")
+        with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
+            reporter.write_line(
+                f"\ndocs: {counts}; {helper.cpu / 60:.1f} CPU minutes in {minutes:.1f} minutes"
+            )
+            for line in helper.skipped:
+                reporter.write_line(f"  skipped {line}")
 
 
 def _skip_reason(stderr: str) -> str:
