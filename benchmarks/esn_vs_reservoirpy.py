@@ -70,7 +70,10 @@ def main() -> int:
         import reservoirpy
         from reservoirpy.datasets import mackey_glass as reservoirpy_mackey_glass
     except ImportError:
-        print("ReservoirPy is missing: pip install 'rnnlab[bench]' (or pip install reservoirpy)")
+        print(
+            "ReservoirPy is missing: pip install 'rnnlab[bench]' (or pip install reservoirpy)",
+            file=sys.stderr,
+        )
         return 2
     torch.set_num_threads(1)
     series = {

@@ -17,5 +17,14 @@ class DataError(RnnlabError):
     """A dataset is missing, empty, unreadable or too small for the requested batches."""
 
 
+class DatasetNotFound(DataError):
+    """A dataset file is neither on disk nor downloadable (offline, or downloads not allowed)."""
+
+    def __init__(self, message: str, dataset: str, filename: str) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+        self.filename = filename
+
+
 class CheckpointError(RnnlabError):
     """A run directory or checkpoint is missing, incomplete or does not fit the model."""

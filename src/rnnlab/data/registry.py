@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnlab.errors import DataError
+from rnnlab.errors import DataError, DatasetNotFound
 
 
 @dataclass(frozen=True)
@@ -119,14 +119,16 @@ def fetch(
     if cached.is_file():
         return _verified(cached, remote)
     if not download:
-        raise DataError(
+        raise DatasetNotFound(
             f"{dataset}/{filename} is not available locally; pass --data-dir (or set "
-            "RNNLAB_DATA_DIR) to a folder holding it, or allow downloading"
+            "RNNLAB_DATA_DIR) to a folder holding it, or allow downloading",
+            dataset,
+            filename,
         )
-    return _download(remote, cached)
+    return _download(dataset, remote, cached)
 
 
-def _download(remote: RemoteFile, target: Path) -> Path:
+def _download(dataset: str, remote: RemoteFile, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in remote.urls:
@@ -144,7 +146,9 @@ def _download(remote: RemoteFile, target: Path) -> Path:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    raise DataError(
+    raise DatasetNotFound(
         f"could not download {remote.name} ({'; '.join(errors)}); download it by hand and pass "
-        "--data-dir (or set RNNLAB_DATA_DIR) to its folder"
+        "--data-dir (or set RNNLAB_DATA_DIR) to its folder",
+        dataset,
+        remote.name,
     )
