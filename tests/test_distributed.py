@@ -5,14 +5,20 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import random
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import torchrun_two
+from conftest import SRC, torchrun_two
 from rnnlab import tasks
 from rnnlab.training import Trainer, distributed, make_config
 
@@ -101,3 +107,81 @@ def test_the_program_leaves_without_finalizing_after_a_distributed_run(monkeypat
     cli.main()
     assert exits == [2]
     assert cli.main([]) == 2 and exits == [2]  # called in-process with arguments: returns
+
+
+def test_two_processes_stream_a_prepared_corpus_like_one(tmp_path, text_file):
+    """With ``--data DIR`` each rank reads only its own streams; the curve is the same."""
+    from rnnlab.data.prepared import prepare
+
+    prepare([text_file], tmp_path / "prep")
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
+    done = torchrun_two(
+        ["train", "--data", str(tmp_path / "prep"), "--max-steps", "4", *flags], tmp_path / "two"
+    )
+    assert done.returncode == 0, done.stderr
+    one = tmp_path / "one"
+    train_in_process(one, tmp_path / "prep", 4)
+    assert train_losses(tmp_path / "two") == pytest.approx(train_losses(one), abs=1e-5)
+
+
+def _worker(agent: int, rank: int) -> int | None:
+    """The pid of torchrun worker ``rank`` started by the agent process ``agent``, if any."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or int((proc / "stat").read_text().split()[3]) != agent:
+                continue
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        if f"RANK={rank}".encode() in env:
+            return int(proc.name)
+    return None
+
+
+def test_a_killed_worker_restarts_and_the_run_resumes(tmp_path, text_file):
+    """``torchrun --max-restarts 1``: kill -9 rank 1 after a checkpoint; the restarted job
+    resumes the same run directory from ``last`` and ends at ``--max-steps``."""
+    run, steps = tmp_path / "run", 60
+    # torch 2.13's agent keeps one TCP store for all restarts: a restarted worker can read the
+    # dead one's gloo address from it and fail to connect; a store per round avoids that
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", "--max-restarts", "1", "--monitor-interval", "0.1"]
+    command += ["-m", "rnnlab", "train", "--data", str(text_file), "--out", str(run)]
+    command += [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
+    command += ["--max-steps", str(steps), "--eval-every", "5", "--sample-every", "1000"]
+    agent = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: killed as a whole on a timeout
+    )
+    try:
+        deadline = time.monotonic() + 90
+        victim = None
+        while victim is None and agent.poll() is None and time.monotonic() < deadline:
+            if (run / "checkpoints" / "step-0000005").is_dir():
+                victim = _worker(agent.pid, 1)
+            time.sleep(0.02)
+        assert victim is not None, "the run never reached its step-5 checkpoint"
+        os.kill(victim, signal.SIGKILL)
+        out, err = agent.communicate(timeout=max(deadline - time.monotonic(), 1) + 30)
+    finally:
+        if agent.poll() is None:
+            os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait()
+    assert agent.returncode == 0, err[-3000:]
+    resumed = [int(n) for n in re.findall(r"resumed at step (\d+)", out)]
+    assert len(resumed) == 1 and resumed[0] >= 5 and resumed[0] % 5 == 0, out
+    assert f"done: {steps} steps" in out and f"run {run}" in out
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    by_step: dict[int, list[float]] = {}
+    for record in records:
+        if record["split"] == "train":
+            by_step.setdefault(record["step"], []).append(record["loss"])
+    assert sorted(by_step) == list(range(1, steps + 1))  # no step lost, none past the end
+    for losses in by_step.values():  # a step redone after the restart repeats its loss
+        assert losses == pytest.approx([losses[0]] * len(losses), abs=1e-5)

@@ -12,6 +12,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -77,6 +78,22 @@ def _file_settings(args: argparse.Namespace) -> dict:
     return load_config_file(args.config, args.parser, known)
 
 
+def _resume_after_elastic_restart(args: argparse.Namespace, flags: dict) -> None:
+    """Under ``torchrun --max-restarts N`` the restarted workers run the same command line: turn
+    it into ``--resume OUT`` once ``OUT`` holds a run, so the job continues from its ``last``
+    checkpoint. The run must then be named (``--out``): a new timestamped directory would
+    start over."""
+    if args.resume or int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) == 0:
+        return
+    if flags.get("out") is None:
+        raise ConfigError(
+            "torchrun --max-restarts needs --out DIR, so that a restarted job finds its run"
+        )
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    if restarted and checkpoint.is_run(Path(flags["out"])):
+        args.resume = flags["out"]
+
+
 def run(args: argparse.Namespace) -> int:
     flags = given(args)
     flags.pop("parser", None)
@@ -84,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             raise ConfigError("give --config or --resume, not both (a resumed run keeps its own)")
         flags = {**_file_settings(args), **flags}  # flags override the file
+    _resume_after_elastic_restart(args, flags)
     if args.resume:
         run_dir = Path(args.resume)
         saved = checkpoint.read_config(run_dir)
