@@ -6,7 +6,8 @@ A prepared directory holds two files:
   unsigned integer type that holds the vocabulary (``uint8`` up to 256 tokens, ``uint16`` up to
   65,536, else ``uint32``); ``np.memmap(path, dtype, mode="r")`` opens it;
 * ``prepared.json``: the level, the dtype, the vocabulary in id order, the token range of each
-  split, the counts, and the sha256 of the source bytes and of ``tokens.bin``.
+  split, the counts, the sha256 of the source bytes, and ``sha256``, which identifies the
+  prepared corpus (source, level, splits, vocabulary) and is what a run records.
 
 Levels (``--level``):
 
@@ -111,23 +112,37 @@ def _split_ranges(total: int, splits: tuple[float, float, float]) -> dict[str, l
 
 
 def _prepare_chars(paths: Sequence[Path], tmp: Path, source: Any) -> tuple[list[str], int]:
-    """Two passes: count the characters, then write their ids. Returns (vocabulary, tokens)."""
-    counts = np.zeros(CODE_POINTS, dtype=np.int64)
-    total = 0
+    """Two passes: find the characters, then write their ids. Returns (vocabulary, tokens).
+
+    ASCII chunks take byte-string fast paths (``bytes.translate`` finds new characters and maps
+    characters to ids), the others go through numpy arrays of code points."""
+    present = np.zeros(CODE_POINTS, dtype=bool)
+    seen_bytes, total = b"", 0
     for path, data in _chunks(paths):
         source.update(data)
-        codes = _code_points(path, data)
-        part = np.bincount(codes)
-        counts[: part.size] += part
-        total += codes.size
-    present = np.flatnonzero(counts)
-    dtype = narrowest_dtype(present.size)
+        if data.isascii():
+            new = data.translate(None, seen_bytes)
+            while new:  # the bytes not seen before, from a sample of what is left
+                seen_bytes += bytes(set(new[:4096]))
+                new = new.translate(None, seen_bytes)
+            total += len(data)
+        else:
+            codes = _code_points(path, data)
+            present[codes] = True
+            total += codes.size
+    present[np.frombuffer(seen_bytes, dtype=np.uint8)] = True
+    chars = np.flatnonzero(present)
+    dtype = narrowest_dtype(chars.size)
     table = np.zeros(CODE_POINTS, dtype=dtype)
-    table[present] = np.arange(present.size, dtype=dtype)
+    table[chars] = np.arange(chars.size, dtype=dtype)
+    ascii_ids = bytes(table[:128].astype(np.uint8)) + bytes(128) if dtype == np.uint8 else None
     with open(tmp, "wb") as out:
         for path, data in _chunks(paths):
-            table[_code_points(path, data)].tofile(out)
-    return [chr(c) for c in present], total
+            if ascii_ids is not None and data.isascii():
+                out.write(data.translate(ascii_ids))
+            else:
+                table[_code_points(path, data)].tofile(out)
+    return [chr(c) for c in chars], total
 
 
 def _prepare_words(
@@ -205,10 +220,6 @@ def prepare(
             vocab, total = _prepare_chars(paths, tmp, source)
         else:
             vocab, total = _prepare_words(paths, tmp, source, fractions)
-        tokens = hashlib.sha256()
-        with open(tmp, "rb") as f:
-            while block := f.read(CHUNK):
-                tokens.update(block)
         os.replace(tmp, out / TOKENS)
     except BaseException:
         for leftover in (tmp, tmp.with_suffix(".final")):
@@ -217,7 +228,8 @@ def prepare(
             out.rmdir()
         raise
     ranges = _split_ranges(total, fractions)
-    identity = json.dumps([tokens.hexdigest(), ranges, vocab], ensure_ascii=False)
+    # the tokens are a function of the source bytes, the level and the vocabulary
+    identity = json.dumps([source.hexdigest(), level, ranges, vocab], ensure_ascii=False)
     manifest = {
         "format": FORMAT,
         "level": level,
@@ -229,7 +241,6 @@ def prepare(
         "paths": [str(p) for p in paths],
         "bytes": sum(p.stat().st_size for p in paths),
         "source_sha256": source.hexdigest(),
-        "tokens_sha256": tokens.hexdigest(),
         "sha256": hashlib.sha256(identity.encode("utf-8")).hexdigest(),
     }
     with open(out / MANIFEST, "w", encoding="utf-8") as f:
@@ -293,9 +304,9 @@ class PreparedCorpus:
 
     @property
     def fingerprint(self) -> dict[str, Any]:
-        """What a run records in ``data.json``; ``sha256`` identifies tokens, splits, vocabulary."""
+        """What a run records in ``data.json``; ``sha256`` identifies the prepared corpus."""
         m = self.manifest
-        keys = ("level", "tokens", "splits", "paths", "source_sha256", "tokens_sha256", "sha256")
+        keys = ("level", "tokens", "splits", "paths", "source_sha256", "sha256")
         return {"source": str(self.directory), "files": len(m["paths"]), **{k: m[k] for k in keys}}
 
     def describe(self) -> str:
