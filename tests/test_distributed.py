@@ -183,3 +183,24 @@ def test_a_killed_worker_restarts_and_the_run_resumes(tmp_path, text_file):
     assert sorted(by_step) == list(range(1, steps + 1))  # no step lost, none past the end
     for losses in by_step.values():  # a step redone after the restart repeats its loss
         assert losses == pytest.approx([losses[0]] * len(losses), abs=1e-5)
+
+
+def test_an_elastic_restart_becomes_a_resume_of_the_named_run(tmp_path, text_file, monkeypatch):
+    """The command line of a restarted torchrun job continues its ``--out`` run; without
+    ``--out`` under ``--max-restarts`` it is refused (a new timestamped run would start over)."""
+    from rnnlab.cli.main import main
+
+    run = tmp_path / "run"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
+    command = ["train", "--data", str(text_file), *flags, "--max-steps", "3", "--out", str(run)]
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", "3")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    assert main(command) == 0
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert main(command[:-4] + ["--max-steps", "6", "--out", str(run)]) == 0
+    assert [
+        r["step"]
+        for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        if r["split"] == "train"
+    ] == [1, 2, 3, 4, 5, 6]
+    assert main(command[:-2]) == 2  # no --out
