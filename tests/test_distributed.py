@@ -5,14 +5,20 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import random
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import torchrun_two
+from conftest import SRC, torchrun_two
 from rnnlab import tasks
 from rnnlab.training import Trainer, distributed, make_config
 
@@ -87,17 +93,114 @@ def test_shard_and_gather_are_inverse_and_split_streams_disjointly():
         distributed.shard(x, 1, distributed.DistInfo(0, 3))
 
 
-def test_the_program_leaves_without_finalizing_after_a_distributed_run(monkeypatch):
-    """After tearing a process group down, ``rnnlab`` as a program ends with ``os._exit``: gloo
-    threads kept alive by DDP must not meet a finalizing interpreter (they abort it: SIGABRT)."""
+def test_the_program_collects_after_a_distributed_run_and_exits_normally(monkeypatch):
+    """After tearing a process group down, ``rnnlab`` collects the references to it while the
+    interpreter is whole and returns its code (no ``os._exit``: ``atexit`` handlers run)."""
     import rnnlab.cli.main as cli
 
-    exits = []
-    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    collected = []
+    monkeypatch.setattr(cli.gc, "collect", lambda: collected.append(True))
     monkeypatch.setattr(cli.sys, "argv", ["rnnlab"])  # no command: prints the help, returns 2
     monkeypatch.setattr(distributed, "_torn_down", False)
-    assert cli.main() == 2 and exits == []  # no distributed run: an ordinary return
+    assert cli.main() == 2 and collected == []
     monkeypatch.setattr(distributed, "_torn_down", True)
-    cli.main()
-    assert exits == [2]
-    assert cli.main([]) == 2 and exits == [2]  # called in-process with arguments: returns
+    assert cli.main() == 2 and collected == [True]
+
+
+def test_two_processes_stream_a_prepared_corpus_like_one(tmp_path, text_file):
+    """With ``--data DIR`` each rank reads only its own streams; the curve is the same."""
+    from rnnlab.data.prepared import prepare
+
+    prepare([text_file], tmp_path / "prep")
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
+    done = torchrun_two(
+        ["train", "--data", str(tmp_path / "prep"), "--max-steps", "4", *flags], tmp_path / "two"
+    )
+    assert done.returncode == 0, done.stderr
+    one = tmp_path / "one"
+    train_in_process(one, tmp_path / "prep", 4)
+    assert train_losses(tmp_path / "two") == pytest.approx(train_losses(one), abs=1e-5)
+
+
+def _worker(agent: int, rank: int) -> int | None:
+    """The pid of torchrun worker ``rank`` started by the agent process ``agent``, if any."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or int((proc / "stat").read_text().split()[3]) != agent:
+                continue
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        if f"RANK={rank}".encode() in env:
+            return int(proc.name)
+    return None
+
+
+def test_a_killed_worker_restarts_and_the_run_resumes(tmp_path, text_file):
+    """``torchrun --max-restarts 1``: kill -9 rank 1 after a checkpoint; the restarted job
+    resumes the same run directory from ``last`` and ends at ``--max-steps``."""
+    run, steps = tmp_path / "run", 60
+    # torch 2.13's agent keeps one TCP store for all restarts: a restarted worker can read the
+    # dead one's gloo address from it and fail to connect; a store per round avoids that
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", "--max-restarts", "1", "--monitor-interval", "0.1"]
+    command += ["-m", "rnnlab", "train", "--data", str(text_file), "--out", str(run)]
+    command += [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
+    command += ["--max-steps", str(steps), "--eval-every", "5", "--sample-every", "1000"]
+    agent = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: killed as a whole on a timeout
+    )
+    try:
+        deadline = time.monotonic() + 90
+        victim = None
+        while victim is None and agent.poll() is None and time.monotonic() < deadline:
+            if (run / "checkpoints" / "step-0000005").is_dir():
+                victim = _worker(agent.pid, 1)
+            time.sleep(0.02)
+        assert victim is not None, "the run never reached its step-5 checkpoint"
+        os.kill(victim, signal.SIGKILL)
+        out, err = agent.communicate(timeout=max(deadline - time.monotonic(), 1) + 30)
+    finally:
+        if agent.poll() is None:
+            os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait()
+    assert agent.returncode == 0, err[-3000:]
+    resumed = [int(n) for n in re.findall(r"resumed at step (\d+)", out)]
+    assert len(resumed) == 1 and resumed[0] >= 5 and resumed[0] % 5 == 0, out
+    assert f"done: {steps} steps" in out and f"run {run}" in out
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    by_step: dict[int, list[float]] = {}
+    for record in records:
+        if record["split"] == "train":
+            by_step.setdefault(record["step"], []).append(record["loss"])
+    assert sorted(by_step) == list(range(1, steps + 1))  # no step lost, none past the end
+    for losses in by_step.values():  # a step redone after the restart repeats its loss
+        assert losses == pytest.approx([losses[0]] * len(losses), abs=1e-5)
+
+
+def test_an_elastic_restart_becomes_a_resume_of_the_named_run(tmp_path, text_file, monkeypatch):
+    """The command line of a restarted torchrun job continues its ``--out`` run; without
+    ``--out`` under ``--max-restarts`` it is refused (a new timestamped run would start over)."""
+    from rnnlab.cli.main import main
+
+    run = tmp_path / "run"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
+    command = ["train", "--data", str(text_file), *flags, "--max-steps", "3", "--out", str(run)]
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", "3")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    assert main(command) == 0
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert main(command[:-4] + ["--max-steps", "6", "--out", str(run)]) == 0
+    assert [
+        r["step"]
+        for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        if r["split"] == "train"
+    ] == [1, 2, 3, 4, 5, 6]
+    assert main(command[:-2]) == 2  # no --out

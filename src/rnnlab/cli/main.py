@@ -12,8 +12,8 @@ arguments and returning an exit code. A subcommand whose flags depend on its arg
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
-import os
 import pkgutil
 import sys
 import traceback
@@ -58,15 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv``); returns the exit code.
 
-    Called as the program (``argv`` not given) in a process that took part in a distributed run,
-    it does not return: it flushes stdout and stderr and ends the process with ``os._exit``, so
-    that the gloo threads still alive never meet a finalizing interpreter (see
-    :func:`rnnlab.training.distributed.torn_down`)."""
+    After a distributed run it first collects what may still refer to the torn-down process
+    group (DDP's reducer, finished collectives), while the interpreter is whole, so that the
+    process then ends normally, ``atexit`` handlers included, and no gloo thread meets a
+    finalizing interpreter (see :func:`rnnlab.training.distributed.torn_down`)."""
     code = _run(argv)
-    if argv is None and distributed.torn_down():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    if distributed.torn_down():
+        gc.collect()
     return code
 
 

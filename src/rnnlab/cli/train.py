@@ -13,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -111,6 +112,22 @@ def parse(rest: list[str]) -> tuple[argparse.Namespace, Parser, str]:
     return args, parser, name
 
 
+def _resume_after_elastic_restart(args: argparse.Namespace, flags: dict) -> None:
+    """Under ``torchrun --max-restarts N`` the restarted workers run the same command line: turn
+    it into ``--resume OUT`` once ``OUT`` holds a run, so the job continues from its ``last``
+    checkpoint. The run must then be named (``--out``): a new timestamped directory would
+    start over."""
+    if args.resume or int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) == 0:
+        return
+    if flags.get("out") is None:
+        raise ConfigError(
+            "torchrun --max-restarts needs --out DIR, so that a restarted job finds its run"
+        )
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    if restarted and checkpoint.is_run(Path(flags["out"])):
+        args.resume = flags["out"]
+
+
 def run(args: argparse.Namespace) -> int:
     args, parser, name = parse(args.rest)
     flags = given(args)
@@ -120,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         from_file = load_config_file(args.config, parser, task_options(tasks.get(name)), name)
         flags = {**from_file, **flags}  # flags override the file
         name = flags.get("task", name)
+    _resume_after_elastic_restart(args, flags)
     if args.resume:
         run_dir = Path(args.resume)
         saved = checkpoint.read_config(run_dir)

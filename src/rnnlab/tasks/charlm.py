@@ -1,7 +1,9 @@
 """``charlm``: the character-level language model (the default task of ``rnnlab train``).
 
 Data: ``--data`` (a UTF-8 file, ``tinyshakespeare``, or by default the Python standard library
-sources; see :mod:`rnnlab.data.text`) split by ``--splits``; truncated BPTT over
+sources; see :mod:`rnnlab.data.text`) split by ``--splits``, or a directory made by ``rnnlab
+prepare`` (:mod:`rnnlab.data.prepared`; its own splits), streamed from its token file with each
+distributed rank reading only its own streams; truncated BPTT over
 ``--batch-size`` contiguous streams (:mod:`rnnlab.data.batching`); with ``--curriculum``
 (:mod:`rnnlab.training.curriculum`) the training chunks grow to ``--seq-len`` on the schedule,
 evaluation always uses ``--seq-len``. Model:
@@ -24,6 +26,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from rnnlab.data.batching import StreamBatches
+from rnnlab.data.prepared import PreparedCorpus, PreparedStreams, is_prepared
 from rnnlab.data.text import Corpus, Vocabulary, load_corpus, parse_splits
 from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.jsonfile import read_json
@@ -68,8 +71,8 @@ class CharLM(Task):
     def add_arguments(cls, parser) -> None:
         parser.add_argument(
             "--data",
-            help="UTF-8 text file or dataset name (tinyshakespeare); default: the Python "
-            "standard library sources",
+            help="UTF-8 text file, dataset name (tinyshakespeare) or directory made by rnnlab "
+            "prepare; default: the Python standard library sources",
         )
         parser.add_argument(
             "--splits",
@@ -83,12 +86,19 @@ class CharLM(Task):
         self._corpus: Corpus | None = None
         self._ids: dict[str, Tensor] = {}
         self._train: StreamBatches | None = None
+        self._rows: range | None = None  # this rank's streams (prepared data, distributed)
         self.curriculum = build_curriculum(config, config.seq_len, what="--seq-len")
+        data = getattr(config, "data", None)
+        self.prepared = PreparedCorpus(data, "char") if is_prepared(data) else None
         if run_dir is not None:
             path = Path(run_dir) / VOCAB
             if not path.is_file():
                 raise CheckpointError(f"{run_dir} has no {VOCAB}; it is not a charlm run")
             self.vocab = Vocabulary.load(path)
+        elif self.prepared is not None:
+            self.vocab = Vocabulary(self.prepared.vocab)
+            self._train_batches()  # too little text is an error before the run starts
+            self._eval_batches("valid")
         else:
             self.vocab = Vocabulary.from_text(self.corpus.text)
             self._train_batches()  # too little text is an error before the run starts
@@ -101,7 +111,14 @@ class CharLM(Task):
             self._corpus = load_corpus(self.config.data, self.config.splits, self.config.data_dir)
         return self._corpus
 
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """What ``data.json`` records; its ``sha256`` identifies the training data."""
+        return self.prepared.fingerprint if self.prepared is not None else self.corpus.fingerprint
+
     def ids(self, split: str) -> Tensor:
+        if split not in self._ids and self.prepared is not None:
+            self._ids[split] = self.prepared.ids(split)
         if split not in self._ids:
             text = self.corpus.split(split)
             if not text:
@@ -110,6 +127,8 @@ class CharLM(Task):
         return self._ids[split]
 
     def describe(self) -> str:
+        if self.prepared is not None:
+            return self.prepared.describe()
         fp = self.corpus.fingerprint
         sizes = "/".join(f"{len(self.corpus.split(k)):,}" for k in ("train", "valid", "test"))
         return (
@@ -119,7 +138,7 @@ class CharLM(Task):
 
     def save(self, run_dir: Path) -> None:
         self.vocab.save(run_dir / VOCAB)
-        (run_dir / DATA).write_text(json.dumps(self.corpus.fingerprint, indent=2) + "\n")
+        (run_dir / DATA).write_text(json.dumps(self.fingerprint, indent=2) + "\n")
 
     def build_model(self) -> nn.Module:
         c = self.config
@@ -143,8 +162,23 @@ class CharLM(Task):
         if self._train is None:
             c = self.config
             self._check_same_data()
-            self._train = StreamBatches(self.ids("train"), c.batch_size, c.seq_len)
+            if self.prepared is not None:
+                self._train = PreparedStreams(
+                    self.prepared, "train", c.batch_size, c.seq_len, self._rows
+                )
+            else:
+                self._train = StreamBatches(self.ids("train"), c.batch_size, c.seq_len)
         return self._train
+
+    def batches_per_rank(self, rank: int, world: int) -> bool:
+        """Make :meth:`train_batches` yield only rank ``rank``'s ``B / world`` streams (its
+        columns of the global batch) when the data is prepared: ``True`` then, and the trainer
+        does not slice. In-memory text is sliced by the trainer (``False``)."""
+        if self.prepared is None:
+            return False
+        part = self.config.batch_size // world
+        self._rows, self._train = range(rank * part, (rank + 1) * part), None
+        return True
 
     def _check_same_data(self) -> None:
         """A resumed run must train on the data it started with."""
@@ -156,11 +190,11 @@ class CharLM(Task):
                 "the run started with; restore the file or start a new run"
             )
         recorded = read_json(self.run_dir / DATA, kind=dict)
-        if recorded.get("sha256") != self.corpus.fingerprint["sha256"]:
+        if recorded.get("sha256") != self.fingerprint["sha256"]:
             raise DataError(
                 f"the training data changed since {self.run_dir} started (sha256 "
                 f"{recorded.get('sha256', '?')[:12]}... -> "
-                f"{self.corpus.fingerprint['sha256'][:12]}...); start a new run"
+                f"{self.fingerprint['sha256'][:12]}...); start a new run"
             )
 
     def steps_per_epoch(self) -> int:
@@ -187,12 +221,7 @@ class CharLM(Task):
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         """Loss over the whole split, streams carried across chunks as in training."""
-        ids = self.ids(split)
-        if ids.numel() < 2:
-            raise DataError(f"the {split} split has fewer than 2 characters; nothing to predict")
-        seq_len = min(self.config.seq_len, ids.numel() - 1)
-        streams = max(1, min(EVAL_STREAMS, ids.numel() // (seq_len + 1)))
-        batches = StreamBatches(ids, streams, seq_len, what=f"{split} split")
+        batches = self._eval_batches(split)
         device = next(model.parameters()).device
         total, count, state = 0.0, 0, None
         for x, y in batches.iterate():
@@ -201,6 +230,18 @@ class CharLM(Task):
             count += y.numel()
         loss = total / count
         return {"loss": loss, "bpc": loss / LN2}
+
+    def _eval_batches(self, split: str) -> StreamBatches:
+        """The evaluation chunks of ``split``: up to 64 streams of ``--seq-len`` steps."""
+        prepared = self.prepared
+        size = prepared.length(split) if prepared is not None else self.ids(split).numel()
+        if size < 2:
+            raise DataError(f"the {split} split has fewer than 2 characters; nothing to predict")
+        seq_len = min(self.config.seq_len, size - 1)
+        streams = max(1, min(EVAL_STREAMS, size // (seq_len + 1)))
+        if prepared is not None:
+            return PreparedStreams(prepared, split, streams, seq_len, what=f"{split} split")
+        return StreamBatches(self.ids(split), streams, seq_len, what=f"{split} split")
 
     def sample(
         self,

@@ -2,7 +2,9 @@
 
 Data: ``ptb.{train,valid,test}.txt`` found through ``--data-dir`` (``DIR/ptb/`` or ``DIR/``),
 the cache, or downloaded with checksums (:mod:`rnnlab.data.ptb`); ``<eos>`` ends each sentence,
-giving 929,589 / 73,760 / 82,430 tokens and a vocabulary of 10,000 words. Everything else is
+giving 929,589 / 73,760 / 82,430 tokens and a vocabulary of 10,000 words. Or ``--data DIR``, a
+corpus made by ``rnnlab prepare --level word`` (:mod:`rnnlab.data.prepared`), streamed from its
+token file. Everything else is
 :class:`~rnnlab.tasks.charlm.CharLM`'s: truncated BPTT over ``--batch-size`` contiguous streams,
 the :class:`~rnnlab.models.language_model.LanguageModel`, the regularisation flags, plus
 ``--tie-weights`` and ``--adaptive-softmax`` (word ids are in order of frequency, most frequent
@@ -27,6 +29,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from rnnlab.data.prepared import PreparedCorpus, is_prepared
 from rnnlab.data.ptb import SPLITS, load_ptb_words, ptb_path
 from rnnlab.data.words import EOS, WordVocabulary
 from rnnlab.errors import CheckpointError, DataError
@@ -67,6 +70,10 @@ class WordLM(CharLM):
     @classmethod
     def add_arguments(cls, parser) -> None:
         parser.add_argument(
+            "--data",
+            help="wordlm: a directory made by rnnlab prepare --level word; default: PTB",
+        )
+        parser.add_argument(
             "--tie-weights",
             action="store_true",
             default=False,
@@ -86,12 +93,19 @@ class WordLM(CharLM):
         self._words: dict[str, list[str]] = {}
         self._ids: dict[str, Tensor] = {}
         self._train = None
+        self._rows = None
         self.curriculum = build_curriculum(config, config.seq_len, what="--seq-len")
+        data = getattr(config, "data", None)
+        self.prepared = PreparedCorpus(data, "word") if is_prepared(data) else None
         if run_dir is not None:
             path = Path(run_dir) / VOCAB
             if not path.is_file():
                 raise CheckpointError(f"{run_dir} has no {VOCAB}; it is not a wordlm run")
             self.vocab = WordVocabulary.load(path)
+        elif self.prepared is not None:
+            self.vocab = WordVocabulary(self.prepared.vocab)
+            self._train_batches()  # too little text is an error before the run starts
+            self._eval_batches("valid")
         else:
             self.vocab = WordVocabulary.by_frequency(self.words("train"))
             self._train_batches()  # too little text is an error before the run starts
@@ -103,6 +117,8 @@ class WordLM(CharLM):
         return self._words[split]
 
     def ids(self, split: str) -> Tensor:
+        if split not in self._ids and self.prepared is not None:
+            self._ids[split] = self.prepared.ids(split)
         if split not in self._ids:
             words = self.words(split)
             if not words:
@@ -112,6 +128,8 @@ class WordLM(CharLM):
 
     @property
     def fingerprint(self) -> dict:
+        if self.prepared is not None:
+            return self.prepared.fingerprint
         files = {s: ptb_path(s, "word", self.config.data_dir) for s in SPLITS}
         return {
             "source": "ptb",
@@ -120,6 +138,8 @@ class WordLM(CharLM):
         }
 
     def describe(self) -> str:
+        if self.prepared is not None:
+            return self.prepared.describe()
         sizes = "/".join(f"{len(self.words(s)):,}" for s in SPLITS)
         return f"ptb: {sizes} train/valid/test words, vocabulary {len(self.vocab):,}"
 
@@ -138,7 +158,9 @@ class WordLM(CharLM):
             )
         recorded = read_json(self.run_dir / DATA, kind=dict).get("sha256")
         if recorded != self.fingerprint["sha256"]:
-            raise DataError(f"the PTB files changed since {self.run_dir} started; start a new run")
+            raise DataError(
+                f"the training data changed since {self.run_dir} started; start a new run"
+            )
 
     def model_options(self) -> dict[str, Any]:
         c = self.config

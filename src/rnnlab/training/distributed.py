@@ -209,6 +209,6 @@ def torn_down() -> bool:
     there destroys the work's saved thread-local state, whose Python objects need the GIL; taking
     the GIL while the interpreter finalizes ends the thread (``pthread_exit``), whose unwinding
     through the work's ``noexcept`` destructor calls ``std::terminate``: "terminate called
-    without an active exception", SIGABRT. The command line therefore leaves such a process with
-    ``os._exit`` (:func:`rnnlab.cli.main.main`), without finalizing the interpreter."""
+    without an active exception", SIGABRT. The command line therefore collects those references
+    before the interpreter finalizes (:func:`rnnlab.cli.main.main`) and then exits normally."""
     return _torn_down

@@ -171,6 +171,11 @@ class Trainer:
         self.dist = distributed.setup(device)  # one process unless launched by torchrun
         self.device = distributed.local_device(device, self.dist)
         distributed.check_batch_size(getattr(config, "batch_size", None), self.dist)
+        # a task that can read only this rank's part of each batch says so: no slicing here
+        per_rank = getattr(task, "batches_per_rank", None)
+        self.task_shards = bool(
+            self.dist.enabled and per_rank and per_rank(self.dist.rank, self.dist.world)
+        )
         self.progress = progress and self.dist.is_main
         torch.manual_seed(config.seed)
         random.seed(config.seed)
@@ -371,8 +376,10 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- ranks
     def _rank_batch(self, batch: Any) -> Any:
-        """This rank's slice of the global batch (all of it in a single process)."""
-        batch = distributed.shard(batch, getattr(self.task, "batch_dim", 0), self.dist)
+        """This rank's slice of the global batch (all of it in a single process); a task whose
+        ``batches_per_rank(rank, world)`` returned true yields that slice itself."""
+        if not self.task_shards:
+            batch = distributed.shard(batch, getattr(self.task, "batch_dim", 0), self.dist)
         return self.task.to_device(batch, self.device)
 
     def _reduce(self, loss: float, metrics: dict[str, float]) -> tuple[float, dict[str, float]]:
