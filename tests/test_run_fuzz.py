@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from rnnlab.cli.main import main
 from rnnlab.training.checkpoint import file_sha256
+from rnnlab.training.progress import is_bar_line
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "It is a truth universally acknowledged, that a single man in possession.\n" * 20
@@ -85,7 +86,7 @@ def check(argv: list[str]) -> tuple[int, list[str]]:
         except BaseException:
             pytest.fail(f"rnnlab {' '.join(argv)} raised:\n{traceback.format_exc()}")
     lines = [line for line in err.getvalue().replace("\r", "\n").splitlines()]
-    return code, [line for line in lines if line.strip() and "%|" not in line]
+    return code, [line for line in lines if line.strip() and not is_bar_line(line)]
 
 
 def assert_clean(argv: list[str], code: int, lines: list[str]) -> None:
@@ -205,4 +206,4 @@ def test_a_real_process_meets_damaged_files_with_one_line(made_run, tmp_path):
             [sys.executable, "-m", "rnnlab", *argv], env=env, capture_output=True, text=True
         )
         lines = [line for line in done.stderr.replace("\r", "\n").splitlines() if line.strip()]
-        assert_clean(argv, done.returncode, [line for line in lines if "%|" not in line])
+        assert_clean(argv, done.returncode, [line for line in lines if not is_bar_line(line)])

@@ -18,6 +18,7 @@ import pytest
 
 from rnnlab import tasks
 from rnnlab.cli.main import main
+from rnnlab.training.progress import is_bar_line
 from rnnlab.training.run_lock import RunLock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def run(tmp_path: Path, text_file: Path, capsys) -> Path:
 
 def one_error_line(capsys) -> str:
     lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
-    err = [line for line in lines if line.strip() and "%|" not in line]  # not the progress bar
+    err = [line for line in lines if line.strip() and not is_bar_line(line)]  # not the progress bar
     assert len(err) == 1 and err[0].startswith("rnnlab: error:"), err
     return err[0]
 

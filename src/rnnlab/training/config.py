@@ -275,6 +275,10 @@ def validate(config: argparse.Namespace) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     for name in POSITIVE_INTS + POSITIVE_FLOATS + POSITIVE_INTERVALS:
         value = getattr(config, name, None)
+        kind = float if name in POSITIVE_FLOATS else int
+        if value is not None and not _same_kind(value, kind()):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be {_KIND_NAMES[kind]}, got {value!r}")
         if value is not None and value <= 0:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{flag} must be positive, got {value}")

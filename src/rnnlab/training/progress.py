@@ -11,11 +11,20 @@ Without one it counts steps.
 
 from __future__ import annotations
 
+import re
 import sys
 
 from tqdm import tqdm
 
 BUDGET_FORMAT = "{percentage:3.0f}% of {desc} |{bar}| {elapsed}<{remaining}{postfix}"
+BAR_LINE = re.compile(r"^\s*(\d+% of .*\||\d+step \[)")
+"""A line of the bar as it appears in captured stderr (split at ``\\r`` and ``\\n``)."""
+
+
+def is_bar_line(line: str) -> bool:
+    """Whether ``line`` of a captured stderr is the progress bar (a budget bar or a step
+    counter), for programs and tests that read rnnlab's messages around it."""
+    return bool(BAR_LINE.match(line))
 
 
 def budget_label(max_steps: int | None, max_minutes: float | None, epochs: int | None) -> str:
