@@ -21,8 +21,8 @@ Rewrites (a tiny budget, the same meaning)
     ``--max-steps 2`` when they have none, and ``rnnlab bench TASK`` also ``--quick`` (a tiny model;
     the command's own flags still apply). ``runs/<timestamp>`` is the newest folder under
     ``runs/``, made by an earlier ``rnnlab train`` of the same doc. ``PYTHONPATH=src`` is dropped
-    (the code under test is already on the path); ``python benchmarks/X.py`` runs the repository's
-    script when the doc's folder has none.
+    (the code under test is already on the path); ``benchmarks/X`` (``python benchmarks/X.py``, a
+    sweep or config file) is the repository's file when the doc's folder has none.
 
 Where it runs
     The blocks of one doc run in order in one temporary folder, so a later block uses the files of
@@ -223,7 +223,15 @@ def shrink(command: Command, cwd: Path) -> list[str]:
         argv = [arg.replace("runs/<timestamp>", f"runs/{runs[-1].name}") for arg in argv]
     if command.kind == "script" and not (cwd / argv[0]).exists():
         argv[0] = str(ROOT / argv[0])
-    return argv
+    return [_repository_file(arg, cwd) for arg in argv]
+
+
+def _repository_file(arg: str, cwd: Path) -> str:
+    """``benchmarks/...`` (a script or a config file the docs run from the repository's root):
+    the repository's file when the doc's folder has none."""
+    if arg.startswith("benchmarks/") and not (cwd / arg).exists() and (ROOT / arg).exists():
+        return str(ROOT / arg)
+    return arg
 
 
 # ---- the helper process that forks one child per command -------------------------------------
@@ -339,6 +347,7 @@ class Runner:
             "blocks skipped": 0,
         }
         self.skipped: list[str] = []
+        self.not_made: dict[tuple[str, str], str] = {}  # (doc, --out of a skipped command): why
         self.serial = 0
         self.cpu = 0.0
         self.started = time.monotonic()
@@ -435,8 +444,10 @@ def _run_block(runner: Runner, block: Block) -> str:
         argv = shrink(command, cwd)
         code, out, err = runner.run(command.kind, argv, cwd, command.env)
         shown = f"{command.kind} {shlex.join(argv)} (exit {code})\n{out[-3000:]}{err[-3000:]}"
-        reason = _skip_reason(err) if code else ""
+        reason = (_skip_reason(err) or _needs_skipped_run(runner, block, argv)) if code else ""
         if reason and not block.expect_fail:
+            if "--out" in argv[:-1]:
+                runner.not_made[block.doc, argv[argv.index("--out") + 1]] = reason
             return reason
         if block.expect_fail:
             assert code not in (0, -9), f"{block.id}: expected to fail: {shown}"
@@ -445,6 +456,14 @@ def _run_block(runner: Runner, block: Block) -> str:
             assert code == 0, f"{block.id}: {shown}"
         runner.counts["commands run"] += 1
     return ""
+
+
+def _needs_skipped_run(runner: Runner, block: Block, argv: list[str]) -> str:
+    """Why a command reading ``--run DIR`` is skipped: DIR is the ``--out`` of a skipped one."""
+    if "--run" not in argv[:-1]:
+        return ""
+    why = runner.not_made.get((block.doc, argv[argv.index("--run") + 1]), "")
+    return f"its run was not made ({why})" if why else ""
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
