@@ -1,4 +1,5 @@
-"""Data-parallel training: 2 gloo processes on CPU follow the 1-process loss curve."""
+"""Data-parallel training: 2 gloo processes on CPU (on one "node" or two) follow the 1-process
+loss curve."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -120,6 +122,63 @@ def test_two_processes_stream_a_prepared_corpus_like_one(tmp_path, text_file):
     one = tmp_path / "one"
     train_in_process(one, tmp_path / "prep", 4)
     assert train_losses(tmp_path / "two") == pytest.approx(train_losses(one), abs=1e-5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_localhost_train_like_one_process(tmp_path, text_file):
+    """Two torchrun launchers (``--nnodes 2 --node-rank 0/1``, one process each, c10d
+    rendezvous on 127.0.0.1) train one run: global rank 0 alone writes it, and its loss curve
+    is the 1-process curve of the same global batch."""
+    run, steps = tmp_path / "run", 4
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    endpoint = f"127.0.0.1:{_free_port()}"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
+    nodes = []
+    try:
+        for node in range(2):
+            command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
+            command += ["--node-rank", str(node), "--nproc-per-node", "1"]
+            command += ["--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint]
+            command += ["--rdzv-id", "two-nodes", "-m", "rnnlab", "train"]
+            command += ["--data", str(text_file), "--out", str(run), *flags]
+            command += ["--max-steps", str(steps), "--sample-every", "1000"]
+            nodes.append(
+                subprocess.Popen(
+                    command,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,  # its own process group: killed as a whole
+                )
+            )
+        deadline = time.monotonic() + 120
+        outputs = [n.communicate(timeout=max(deadline - time.monotonic(), 1)) for n in nodes]
+    finally:
+        for n in nodes:
+            if n.poll() is None:
+                os.killpg(n.pid, signal.SIGKILL)
+                n.wait()
+    for n, (_, err) in zip(nodes, outputs):
+        assert n.returncode == 0, err[-3000:]
+    out = "".join(o for o, _ in outputs)
+    assert out.count("run directory:") == 1 and out.count(f"done: {steps} steps") == 1
+    assert "2 processes" in out
+    assert [p.name for p in tmp_path.iterdir() if p.name != text_file.name] == ["run"]
+    saved = sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("step-"))
+    assert saved == [f"step-{steps:07d}"]  # written once, by global rank 0
+    assert len(train_losses(run)) == steps  # one metrics line per step, not one per node
+
+    one = tmp_path / "one"
+    train_in_process(one, text_file, steps)
+    assert train_losses(run) == pytest.approx(train_losses(one), abs=1e-5)
+    for key, value in weights(one).items():
+        torch.testing.assert_close(weights(run)[key], value, atol=1e-5, rtol=0)
 
 
 def _worker(agent: int, rank: int) -> int | None:

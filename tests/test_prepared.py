@@ -98,6 +98,29 @@ def test_checksums_are_recorded_and_a_changed_corpus_stops_a_resume(tmp_path, te
         Trainer(task, config, run, resume=True, out=io.StringIO(), progress=False).fit()
 
 
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_verify_checks_the_token_file_against_its_recorded_sha256(
+    tmp_path, text_file, capsys, monkeypatch, level
+):
+    monkeypatch.setattr(prepared, "CHUNK", 101)  # hashed chunk by chunk as it is written
+    manifest = prepare([text_file], tmp_path / "prep", level=level)
+    tokens = tmp_path / "prep" / "tokens.bin"
+    assert manifest["tokens_sha256"] == hashlib.sha256(tokens.read_bytes()).hexdigest()
+    assert main(["prepare", "--verify", str(tmp_path / "prep")]) == 0
+    assert f"verified {tmp_path / 'prep'}: {manifest['tokens']:,}" in capsys.readouterr().out
+
+    damaged = bytearray(tokens.read_bytes())
+    damaged[len(damaged) // 2] ^= 1  # same size: only the checksum sees it
+    tokens.write_bytes(bytes(damaged))
+    assert main(["prepare", "--verify", str(tmp_path / "prep")]) == 2
+    err = capsys.readouterr().err
+    assert "does not match the tokens_sha256" in err and err.count("\n") == 1, err
+    assert main(["prepare", "--verify", str(tmp_path / "prep"), "--out", "x"]) == 2
+    assert "takes no --data or --out" in capsys.readouterr().err
+    assert main(["prepare", "--out", str(tmp_path / "o")]) == 2
+    assert "needs --data" in capsys.readouterr().err
+
+
 def test_errors_are_one_line_with_exit_code_2(tmp_path, text_file, capsys):
     empty, binary, latin = tmp_path / "empty.txt", tmp_path / "bin.txt", tmp_path / "latin.txt"
     empty.write_bytes(b"")

@@ -6,7 +6,8 @@ A prepared directory holds two files:
   unsigned integer type that holds the vocabulary (``uint8`` up to 256 tokens, ``uint16`` up to
   65,536, else ``uint32``); ``np.memmap(path, dtype, mode="r")`` opens it;
 * ``prepared.json``: the level, the dtype, the vocabulary in id order, the token range of each
-  split, the counts, the sha256 of the source bytes, and ``sha256``, which identifies the
+  split, the counts, the sha256 of the source bytes, ``tokens_sha256`` (of ``tokens.bin``,
+  hashed while it is written; :func:`verify` checks it), and ``sha256``, which identifies the
   prepared corpus (source, level, splits, vocabulary) and is what a run records.
 
 Levels (``--level``):
@@ -111,8 +112,11 @@ def _split_ranges(total: int, splits: tuple[float, float, float]) -> dict[str, l
     return {"train": [0, a], "valid": [a, b], "test": [b, total]}
 
 
-def _prepare_chars(paths: Sequence[Path], tmp: Path, source: Any) -> tuple[list[str], int]:
-    """Two passes: find the characters, then write their ids. Returns (vocabulary, tokens).
+def _prepare_chars(
+    paths: Sequence[Path], tmp: Path, source: Any, tokens: Any
+) -> tuple[list[str], int]:
+    """Two passes: find the characters, then write their ids (hashed into ``tokens``).
+    Returns (vocabulary, number of tokens).
 
     ASCII chunks take byte-string fast paths (``bytes.translate`` finds new characters and maps
     characters to ids), the others go through numpy arrays of code points."""
@@ -139,17 +143,25 @@ def _prepare_chars(paths: Sequence[Path], tmp: Path, source: Any) -> tuple[list[
     with open(tmp, "wb") as out:
         for path, data in _chunks(paths):
             if ascii_ids is not None and data.isascii():
-                out.write(data.translate(ascii_ids))
+                ids = data.translate(ascii_ids)
+                out.write(ids)
             else:
-                table[_code_points(path, data)].tofile(out)
+                ids = table[_code_points(path, data)]
+                ids.tofile(out)
+            tokens.update(ids)
     return [chr(c) for c in chars], total
 
 
 def _prepare_words(
-    paths: Sequence[Path], tmp: Path, source: Any, splits: tuple[float, float, float]
+    paths: Sequence[Path],
+    tmp: Path,
+    source: Any,
+    tokens: Any,
+    splits: tuple[float, float, float],
 ) -> tuple[list[str], int]:
     """One pass writes ids in order of first appearance (uint32) into ``tmp``; the training
-    part's counts then give the final ids, written over them. Returns (vocabulary, tokens)."""
+    part's counts then give the final ids, written over them (and hashed into ``tokens``).
+    Returns (vocabulary, number of tokens)."""
     index: dict[str, int] = {}
     total = 0
     with open(tmp, "wb") as out:
@@ -191,7 +203,9 @@ def _prepare_words(
     final = tmp.with_suffix(".final")
     with open(final, "wb") as out:
         for begin in range(0, total, CHUNK):
-            remap[first[begin : begin + CHUNK]].astype(dtype).tofile(out)
+            ids = remap[first[begin : begin + CHUNK]].astype(dtype)
+            tokens.update(ids)
+            ids.tofile(out)
     del first
     os.replace(final, tmp)
     return vocab, total
@@ -214,12 +228,12 @@ def prepare(
     started, created = time.perf_counter(), not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{TOKENS}.tmp"
-    source = hashlib.sha256()
+    source, tokens = hashlib.sha256(), hashlib.sha256()
     try:
         if level == "char":
-            vocab, total = _prepare_chars(paths, tmp, source)
+            vocab, total = _prepare_chars(paths, tmp, source, tokens)
         else:
-            vocab, total = _prepare_words(paths, tmp, source, fractions)
+            vocab, total = _prepare_words(paths, tmp, source, tokens, fractions)
         os.replace(tmp, out / TOKENS)
     except BaseException:
         for leftover in (tmp, tmp.with_suffix(".final")):
@@ -241,12 +255,35 @@ def prepare(
         "paths": [str(p) for p in paths],
         "bytes": sum(p.stat().st_size for p in paths),
         "source_sha256": source.hexdigest(),
+        "tokens_sha256": tokens.hexdigest(),
         "sha256": hashlib.sha256(identity.encode("utf-8")).hexdigest(),
     }
     with open(out / MANIFEST, "w", encoding="utf-8") as f:
         json.dump(manifest, f, ensure_ascii=False, indent=1)
         f.write("\n")
     return {**manifest, "seconds": time.perf_counter() - started}
+
+
+def verify(directory: str | Path) -> PreparedCorpus:
+    """Check that ``tokens.bin`` of the prepared ``directory`` has its recorded size and
+    sha256 (reading it once); returns the opened corpus, raises :class:`DataError` if not."""
+    corpus = PreparedCorpus(directory)
+    expected = corpus.manifest.get("tokens_sha256")
+    if expected is None:
+        raise DataError(
+            f"{corpus.directory / MANIFEST} records no tokens_sha256 (an older rnnlab prepared "
+            "it); prepare the corpus again to verify it"
+        )
+    digest = hashlib.sha256()
+    with open(corpus.directory / TOKENS, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise DataError(
+            f"{corpus.directory / TOKENS} does not match the tokens_sha256 of {MANIFEST} (the file "
+            "changed or is damaged); prepare the corpus again"
+        )
+    return corpus
 
 
 class PreparedCorpus:
