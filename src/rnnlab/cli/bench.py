@@ -162,14 +162,13 @@ def bench_parser(name: str | None, add_help: bool = True) -> Parser:
 
 
 def _chosen_benchmark(rest: list[str]) -> str | None:
-    """The TASK of a command line (its first word, or the first word no flag takes), checked."""
+    """The TASK of a command line: its first word, else the first word naming a benchmark
+    (``--verbose adding``), else none (``--quick``, ``--list``)."""
     if rest and not rest[0].startswith("-"):
-        name = rest[0]
-    else:
-        name = bench_parser(None, add_help=False).parse_known_args(rest)[0].bench_task
-    if name is not None and name not in ENTRIES:
-        raise ConfigError(f"unknown benchmark {name!r}; choose one of: {', '.join(ENTRIES)}")
-    return name
+        if rest[0] not in ENTRIES:
+            raise ConfigError(f"unknown benchmark {rest[0]!r}; choose one of: {', '.join(ENTRIES)}")
+        return rest[0]
+    return next((word for word in rest if word in ENTRIES), None)
 
 
 def _settings(args: argparse.Namespace) -> dict:
@@ -185,15 +184,20 @@ def parse(rest: list[str]) -> tuple[argparse.Namespace, dict[str, dict]]:
     name = _chosen_benchmark(rest)
     parser = bench_parser(name)
     args, unknown = parser.parse_known_args(rest)
+    stray = [args.bench_task] if args.bench_task != name else []  # a word before TASK
     if name is not None:
-        reject_unknown(parser, unknown, ENTRIES[name].task)
+        reject_unknown(parser, unknown + stray, ENTRIES[name].task)
         return args, {name: _settings(args)}
+    args.bench_task = None
+    unknown += stray  # a value of a task flag lands here without the task's flags
     flags, unclaimed = {}, set(unknown)
     if args.quick:
         for each in ENTRIES:
             task_args, task_unknown = bench_parser(each).parse_known_args(rest)
             flags[each] = _settings(task_args)
-            unclaimed &= set(task_unknown)
+            unclaimed &= set(
+                task_unknown + ([task_args.bench_task] if task_args.bench_task else [])
+            )
     if unclaimed:
         parser.error(f"unrecognized arguments: {' '.join(w for w in unknown if w in unclaimed)}")
     return args, flags
