@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
+import rnnlab.bench.runner
 import rnnlab.cli.bench
 from rnnlab.bench.entries import ENTRIES, BenchEntry, get_entry
 from rnnlab.bench.runner import resolve_settings
@@ -15,6 +18,7 @@ from rnnlab.cli.bench import _with_config_file, parse
 from rnnlab.cli.main import main
 from rnnlab.errors import ConfigError
 from rnnlab.training.config import make_config
+from rnnlab.training.trainer import Trainer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
 RECIPES = {
@@ -123,3 +127,26 @@ def test_the_recipe_files_parse_for_their_benchmark(filename):
     assert config.cell == "lstm" and config.clip_norm and config.max_minutes <= 90
     assert "chrono" in config.cell_options or "forget_bias" in config.cell_options
     assert parse([name, "--config", str(CONFIGS / filename)])[0].config
+
+
+def test_a_stopped_run_says_how_to_resume_and_resumes(tmp_path, monkeypatch, capsys):
+    class StopsAfterOneStep(Trainer):
+        def _budget_spent(self) -> bool:
+            if self.step == 1 and not self.stop_requested:
+                os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would
+            return super()._budget_spent()
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(rnnlab.bench.runner, "Trainer", StopsAfterOneStep)
+    argv = ["bench", "parity", "--quick", "--max-steps", "4", "--out", str(out)]
+    assert main(argv) == 128 + signal.SIGTERM
+    captured = capsys.readouterr()
+    assert (
+        f"parity: stopped at step 1 (saved); continue with: rnnlab bench parity --resume {out}"
+        in (captured.err)
+    )
+    assert "| parity |" not in captured.out  # no row for an unfinished run
+    monkeypatch.undo()
+    assert main(["bench", "parity", "--resume", str(out)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| parity"))
+    assert row.split("|")[4].strip() == "4"  # continued to the run's own budget
