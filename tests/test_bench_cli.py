@@ -14,8 +14,9 @@ import rnnlab.bench.runner
 import rnnlab.cli.bench
 from rnnlab.bench.entries import ENTRIES, BenchEntry, get_entry
 from rnnlab.bench.runner import resolve_settings
-from rnnlab.cli.bench import _with_config_file, parse
+from rnnlab.cli.bench import _with_config_file, bench_parser, parse
 from rnnlab.cli.main import main
+from rnnlab.cli.train import task_parser
 from rnnlab.errors import ConfigError
 from rnnlab.training.config import make_config
 from rnnlab.training.trainer import Trainer
@@ -36,6 +37,20 @@ def test_help_shows_the_generic_flags_and_only_the_tasks_own(capsys):
     assert "task copy:" in shown and "--kernel-size" in shown and "--length" in shown
     assert "--mnist-protocol" not in shown and "--resume DIR" in shown and "--config" in shown
     assert "--task" not in shown
+
+
+def _flags(parser) -> dict:
+    return {o: (a.dest, a.choices, a.type) for a in parser._actions for o in a.option_strings}
+
+
+def test_every_benchmark_takes_exactly_its_tasks_flags_with_their_meaning():
+    own = _flags(bench_parser(None)).keys() - _flags(task_parser("charlm")).keys()
+    for name, entry in ENTRIES.items():
+        bench, train = _flags(bench_parser(name)), _flags(task_parser(entry.task))
+        for flag in ("--task", "--config", "--resume"):  # bench's own --config and --resume
+            train.pop(flag)
+        assert train.items() <= bench.items(), name
+        assert bench.keys() - train.keys() == own | {"--config", "--resume"}, name
 
 
 def test_a_flag_of_another_task_is_one_line_naming_the_task(capsys):

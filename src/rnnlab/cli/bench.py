@@ -52,7 +52,7 @@ from rnnlab.errors import ConfigError, DatasetNotFound
 from rnnlab.training.config import add_generic_arguments, given, task_options
 from rnnlab.training.config_file import load_config_file
 
-_NOT_FOR_BENCH = {"task", "resume", "help"}
+_NOT_FOR_BENCH = {"task", "resume"}
 """Generic flags bench does not take from train: the benchmark names the task, and bench's own
 ``--resume`` continues a benchmark run."""
 _BENCH_FLAGS = (
