@@ -1,17 +1,18 @@
 """Run one benchmark with the Trainer and format its result beside the published numbers.
 
 ``run_benchmark`` resolves the settings (the entry's defaults < ``--quick`` < the user's flags),
-trains within the budget and evaluates on the entry's split the checkpoint with the best
-validation metric (the final model under *mnist-test-split*, whose validation and test images are
-the same); a task with ``closed_form = True`` (``mackey-glass``) is instead fitted once by
-``task.fit(model)`` and evaluated. ``evaluate_run`` does the same for an existing run directory.
-Both return a :class:`BenchResult`; ``format_row`` prints it as one Markdown table row and
-``append_result`` adds it with date, commit, machine, command and budget to
-``benchmarks/RESULTS.md``.
+trains within the budget (``resume_benchmark`` continues a stopped run to its budget) and
+evaluates on the entry's split the checkpoint with the best validation metric (the final model
+under *mnist-test-split*, whose validation and test images are the same); a task with
+``closed_form = True`` (``mackey-glass``) is instead fitted once by ``task.fit(model)`` and
+evaluated. ``evaluate_run`` does the same for an existing run directory. All return a
+:class:`BenchResult`; ``format_row`` prints it as one Markdown table row and ``append_result``
+adds it with date, commit, machine, command and budget to ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import io
 import json
@@ -32,7 +33,7 @@ from rnnlab.errors import CheckpointError
 from rnnlab.models.sequence import count_parameters
 from rnnlab.models.tcn import TCNSequenceModel
 from rnnlab.training import checkpoint
-from rnnlab.training.config import make_config, task_options
+from rnnlab.training.config import make_config
 from rnnlab.training.trainer import Trainer
 
 DEFAULT_BUDGET_MINUTES = 10.0
@@ -101,15 +102,13 @@ def run_benchmark(
 ) -> BenchResult:
     """Train benchmark ``name`` and evaluate the final model on its reported split.
 
-    ``flags`` are generic and task flags by their ``dest`` names (``{"cell": "gru"}``; those the
-    task does not take are left out, so one set of flags serves every benchmark); the run
+    ``flags`` are generic and task flags by their ``dest`` names (``{"cell": "gru"}``; one the
+    task does not take is a ``ConfigError`` naming the task); the run
     directory is ``flags["out"]`` or a temporary folder removed afterwards. Trainer output goes
     to ``log`` (default: discarded).
     """
     entry = get_entry(name)
-    options = task_options(tasks.get(entry.task))  # bench --quick --model tcn: where it exists
-    flags = {k: v for k, v in (flags or {}).items() if k in options}
-    settings = resolve_settings(entry, flags, budget_minutes, quick)
+    settings = resolve_settings(entry, flags or {}, budget_minutes, quick)
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as scratch:
         run_dir = Path(settings.get("out") or Path(scratch) / "run")
         settings["out"] = str(run_dir)
@@ -117,9 +116,47 @@ def run_benchmark(
         task = tasks.create(entry.task, config)
         if getattr(task, "closed_form", False):
             return _fit_closed_form(entry, task)
-        trainer = Trainer(task, config, run_dir, out=log or io.StringIO(), progress=progress)
-        trainer.fit()
-        return _evaluate(entry, task, trainer.model, run_dir, trainer.step, trainer.elapsed)
+        return _train(entry, task, run_dir, False, log, progress)
+
+
+def resume_benchmark(
+    name: str,
+    config: argparse.Namespace,
+    run_dir: str | Path,
+    log: TextIO | None = None,
+    progress: bool = False,
+) -> BenchResult:
+    """Continue the stopped run of benchmark ``name`` in ``run_dir`` from its ``last``
+    checkpoint to the budget of ``config`` (the run's configuration, its budget possibly
+    raised), and evaluate it as :func:`run_benchmark` does."""
+    entry = get_entry(name)
+    run_dir = Path(run_dir)
+    if config.task != entry.task:
+        raise CheckpointError(f"{run_dir} is a run of task {config.task!r}, not {entry.task!r}")
+    config.out = str(run_dir)
+    task = tasks.create(entry.task, config, run_dir)
+    return _train(entry, task, run_dir, True, log, progress)
+
+
+class BenchStopped(Exception):
+    """A benchmark run stopped by a signal before its budget (saved, resumable)."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"stopped at step {step:,} (saved)")
+        self.signum, self.step = signum, step
+
+
+def _train(
+    entry: BenchEntry, task, run_dir: Path, resume: bool, log: TextIO | None, progress: bool
+) -> BenchResult:
+    """Train ``task`` (a new run, or resume the one in ``run_dir``) and evaluate it; a run
+    stopped by a signal raises :class:`BenchStopped` instead."""
+    out = log or io.StringIO()
+    trainer = Trainer(task, task.config, run_dir, resume=resume, out=out, progress=progress)
+    trainer.fit()
+    if trainer.stop_signal:
+        raise BenchStopped(trainer.stop_signal, trainer.step)
+    return _evaluate(entry, task, trainer.model, run_dir, trainer.step, trainer.elapsed)
 
 
 def evaluate_run(name: str, run_dir: str | Path, data_dir: str | None = None) -> BenchResult:

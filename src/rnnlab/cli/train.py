@@ -58,7 +58,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def task_parser(name: str) -> Parser:
     """The parser of ``rnnlab train --task NAME``: the generic flags and task NAME's own."""
-    task_cls = tasks.get(name)
     parser = Parser(
         prog="rnnlab train",
         hint=f"rnnlab train --task {name} --help",
@@ -74,10 +73,28 @@ def task_parser(name: str) -> Parser:
         help="settings from a YAML, TOML or JSON file (a run's config.json reproduces the run); "
         "flags given here override it",
     )
+    add_task_arguments(parser, name)
+    return parser
+
+
+def add_task_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """Add task NAME's own flags to ``parser`` as the group ``task NAME`` (parsed default
+    ``None``), its defaults in the group's description."""
+    task_cls = tasks.get(name)
     shown = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in task_cls.defaults.items())
     group = parser.add_argument_group(f"task {name}", f"defaults: {shown}" if shown else None)
     task_cls.add_arguments(_NotGiven(group))
-    return parser
+
+
+def reject_unknown(parser: argparse.ArgumentParser, unknown: list[str], name: str) -> None:
+    """``parser.error`` for the words it did not know: a flag of another task names task NAME
+    (``--pooling is not an option of task charlm``)."""
+    for word in unknown:
+        setting = word.split("=", 1)[0].removeprefix("--").replace("-", "_")
+        if word.startswith("--") and owners(setting):
+            parser.error(not_an_option(setting, name))
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 
 
 def _chosen_task(rest: list[str]) -> str:
@@ -103,12 +120,7 @@ def parse(rest: list[str]) -> tuple[argparse.Namespace, Parser, str]:
     tasks.get(name)  # an unknown task is named before its flags are looked at
     parser = task_parser(name)
     args, unknown = parser.parse_known_args(rest)
-    for word in unknown:
-        setting = word.split("=", 1)[0].removeprefix("--").replace("-", "_")
-        if word.startswith("--") and owners(setting):
-            parser.error(not_an_option(setting, name))
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    reject_unknown(parser, unknown, name)
     return args, parser, name
 
 
@@ -128,6 +140,26 @@ def _resume_after_elastic_restart(args: argparse.Namespace, flags: dict) -> None
         args.resume = flags["out"]
 
 
+def resumed_config(run_dir: Path, flags: dict) -> argparse.Namespace:
+    """The configuration of the run in ``run_dir`` continued with ``flags``: only the settings
+    of :data:`~rnnlab.training.config.RUN_ONLY` (the budget, the device) may change."""
+    saved = checkpoint.read_config(run_dir)
+    if flags.get("out") is not None and Path(flags["out"]) != run_dir:
+        raise ConfigError(
+            f"--resume continues {run_dir} in place; drop --out {flags['out']} (to branch "
+            "a run, copy its directory and resume the copy)"
+        )
+    changed = sorted(
+        k for k, v in flags.items() if k not in RUN_ONLY and k in saved and saved[k] != v
+    )
+    if changed:
+        raise ConfigError(
+            f"--resume continues a run as it was configured; cannot change {changed[0]!r} "
+            f"({saved[changed[0]]!r} -> {flags[changed[0]]!r}); start a new run instead"
+        )
+    return make_config(saved["task"], base=saved, **flags)
+
+
 def run(args: argparse.Namespace) -> int:
     args, parser, name = parse(args.rest)
     flags = given(args)
@@ -140,21 +172,7 @@ def run(args: argparse.Namespace) -> int:
     _resume_after_elastic_restart(args, flags)
     if args.resume:
         run_dir = Path(args.resume)
-        saved = checkpoint.read_config(run_dir)
-        if flags.get("out") is not None and Path(flags["out"]) != run_dir:
-            raise ConfigError(
-                f"--resume continues {run_dir} in place; drop --out {flags['out']} (to branch "
-                "a run, copy its directory and resume the copy)"
-            )
-        changed = sorted(
-            k for k, v in flags.items() if k not in RUN_ONLY and k in saved and saved[k] != v
-        )
-        if changed:
-            raise ConfigError(
-                f"--resume continues a run as it was configured; cannot change {changed[0]!r} "
-                f"({saved[changed[0]]!r} -> {flags[changed[0]]!r}); start a new run instead"
-            )
-        config = make_config(saved["task"], base=saved, **flags)
+        config = resumed_config(run_dir, flags)
     else:
         flags.pop("task", None)
         config = make_config(name, **flags)
