@@ -19,7 +19,7 @@ from rnnlab import tasks
 from rnnlab.cli.main import main
 from rnnlab.errors import ConfigError
 from rnnlab.sweep import load_spec
-from rnnlab.sweep.run import open_study
+from rnnlab.sweep.run import open_study, trial_settings
 from rnnlab.training.config import make_config
 from rnnlab.training.trainer import Trainer, add_input_noise, build_optimizer
 
@@ -232,3 +232,17 @@ def test_without_optuna_the_command_names_the_extra(tmp_path, monkeypatch, capsy
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
     assert main(["sweep", str(sweep_file(tmp_path, 1))]) == 2
     assert "pip install 'rnnlab[sweep]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["greff_chars", "greff_chars_small"])
+def test_the_greff_character_sweep_files_are_valid_studies(name):
+    root = Path(__file__).resolve().parents[1]
+    spec = load_spec(root / "benchmarks" / "configs" / f"{name}.yaml")
+    variants = spec.space["cell_option.variant"]["categorical"]
+    assert spec.task == "charlm" and spec.reference == "vanilla" and len(variants) == 9
+    assert "input_noise" not in spec.space and spec.steps_per_trial
+    for number, variant in enumerate(variants):
+        params = {"cell_option.variant": variant, "lr": 0.1, "momentum": 0.5, "hidden": 20}
+        config = make_config(spec.task, **trial_settings(spec, params, number))
+        assert config.cell_options == {"variant": variant} and config.data == "tinyshakespeare"
+        assert config.max_steps == spec.steps_per_trial and config.input_noise == 0.0
