@@ -218,6 +218,7 @@ TINY = {"hidden": 16, "context": 24, "horizon": 6, "eval_every": 1000, "batch_si
 
 
 def test_forecast_task_learns_a_seasonal_series(series_csv, tmp_path):
+    pytest.importorskip("statsmodels", reason="the Holt-Winters baseline: rnnlab[forecast]")
     config = make_config(
         "forecast",
         data=str(series_csv),

@@ -26,5 +26,9 @@ class DatasetNotFound(DataError):
         self.filename = filename
 
 
+class MissingExtra(RnnlabError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
 class CheckpointError(RnnlabError):
     """A run directory or checkpoint is missing, incomplete or does not fit the model."""

@@ -48,7 +48,7 @@ from rnnlab.bench.runner import (
 )
 from rnnlab.cli.main import Parser
 from rnnlab.cli.train import add_task_arguments, reject_unknown, resumed_config
-from rnnlab.errors import ConfigError, DatasetNotFound
+from rnnlab.errors import ConfigError, DatasetNotFound, MissingExtra
 from rnnlab.training.config import add_generic_arguments, given, task_options
 from rnnlab.training.config_file import load_config_file
 
@@ -255,12 +255,12 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     print(HEADER)
     print(RULE, flush=True)
-    skipped: list[DatasetNotFound] = []
+    skipped: list[DatasetNotFound | MissingExtra] = []
     try:
         for name in flags:
             try:
                 result = _run_one(name, flags[name], args)
-            except DatasetNotFound as missing:
+            except (DatasetNotFound, MissingExtra) as missing:
                 if not args.quick or args.bench_task:
                     raise
                 print(_skip_line(name, missing, args.data_dir), file=sys.stderr, flush=True)
@@ -289,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quick:
         print(
             f"quick: {len(flags) - len(skipped)} tasks in {time.monotonic() - started:.1f} s"
-            + (f"; {len(skipped)} skipped (no data)" if skipped else "")
+            + (f"; {len(skipped)} skipped ({_skip_reasons(skipped)})" if skipped else "")
         )
     return 0
 
@@ -315,13 +315,22 @@ def _run_one(name: str, flags: dict, args: argparse.Namespace):
     )
 
 
-def _skip_line(name: str, missing: DatasetNotFound, data_dir: str | None) -> str:
-    """``skipped jsb: music/JSB_Chorales.mat not found in DIR or $RNNLAB_DATA_DIR; ...``."""
+def _skip_line(name: str, missing: DatasetNotFound | MissingExtra, data_dir: str | None) -> str:
+    """``skipped jsb: music/JSB_Chorales.mat not found in DIR or $RNNLAB_DATA_DIR; ...``, or
+    the missing extra's message."""
+    if isinstance(missing, MissingExtra):
+        return f"skipped {name}: {missing}"
     where = f"{data_dir} or $RNNLAB_DATA_DIR" if data_dir else "--data-dir or $RNNLAB_DATA_DIR"
     return (
         f"skipped {name}: {missing.dataset}/{missing.filename} not found in {where}; "
         "rnnlab downloads it when online"
     )
+
+
+def _skip_reasons(skipped: list[DatasetNotFound | MissingExtra]) -> str:
+    """``no data``, ``no extra`` or both, for the ``--quick`` summary."""
+    kinds = {"no extra" if isinstance(m, MissingExtra) else "no data" for m in skipped}
+    return " or ".join(sorted(kinds))
 
 
 def _budget_of(config: dict) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.errors import ConfigError, DataError
+from rnnlab.errors import ConfigError, DataError, MissingExtra
 
 SERIES_PERIODS = {"co2": 52, "elnino": 12, "sunspots": 11}
 
@@ -157,7 +157,7 @@ def _statsmodels_datasets():
     try:
         import statsmodels.datasets as datasets
     except ImportError:
-        raise DataError(
+        raise MissingExtra(
             "the named series come from statsmodels: pip install 'rnnlab[forecast]'"
         ) from None
     return datasets

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from rnnlab.errors import DataError
+from rnnlab.errors import DataError, MissingExtra
 
 
 def naive(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -39,7 +39,7 @@ def _exponential_smoothing():
     try:
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
     except ImportError:
-        raise DataError(
+        raise MissingExtra(
             "the Holt-Winters baseline needs statsmodels: pip install 'rnnlab[forecast]'"
         ) from None
     return ExponentialSmoothing
